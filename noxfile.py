@@ -1,0 +1,42 @@
+"""Quality gates and benchmarks: ``nox -s tests lint typecheck docs`` (``bench`` on demand)."""
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite (needs ``node`` and ``curl`` on PATH for the peer tests)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole tree."""
+    session.install("-e", ".[lint]")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("-e", ".[typecheck]")
+    session.run("mypy", "--strict", "trio_nodehttp")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Sphinx build with warnings as errors."""
+    session.install("-e", ".[docs]")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Side-by-side benchmarks (wrk, taskset, node and hypercorn); see benchmarks/README.md."""
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/server.py", *session.posargs)

@@ -1,0 +1,96 @@
+"""EventEmitter: Node's listener registry, with async listeners awaited in order."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+#: A listener: a plain function, or an async function whose result is awaited.
+Listener = Callable[..., "Awaitable[Any] | Any"]
+
+
+class EventEmitter:
+    """Named events with listeners. Node: ``EventEmitter`` from ``node:events``.
+
+    :meth:`emit` is async: it calls the listeners in the order they were added, in the
+    emitting task, and awaits those that return an awaitable, so a listener is supervised
+    by whoever emitted (for a server, the connection's task). An exception raised by a
+    listener propagates out of :meth:`emit`, like a throw from Node's ``emit``.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, list[tuple[Listener, bool]]] = {}
+
+    def on(self, event: str, listener: Listener) -> EventEmitter:
+        """Add ``listener`` for ``event``; returns ``self``. Node: ``emitter.on()``."""
+        self._listeners.setdefault(event, []).append((listener, False))
+        return self
+
+    add_listener = on
+
+    def once(self, event: str, listener: Listener) -> EventEmitter:
+        """Add ``listener`` to be called at most once. Node: ``emitter.once()``."""
+        self._listeners.setdefault(event, []).append((listener, True))
+        return self
+
+    def off(self, event: str, listener: Listener) -> EventEmitter:
+        """Remove the most recently added registration of ``listener``.
+
+        Node: ``emitter.off()`` / ``removeListener()``.
+        """
+        entries = self._listeners.get(event)
+        if entries:
+            for index in range(len(entries) - 1, -1, -1):
+                if entries[index][0] == listener:
+                    del entries[index]
+                    break
+            if not entries:
+                del self._listeners[event]
+        return self
+
+    remove_listener = off
+
+    def remove_all_listeners(self, event: str | None = None) -> EventEmitter:
+        """Remove every listener of ``event``, or of every event.
+
+        Node: ``emitter.removeAllListeners()``.
+        """
+        if event is None:
+            self._listeners.clear()
+        else:
+            self._listeners.pop(event, None)
+        return self
+
+    def listeners(self, event: str) -> list[Listener]:
+        """A copy of the listeners of ``event``. Node: ``emitter.listeners()``."""
+        return [listener for listener, _ in self._listeners.get(event, ())]
+
+    def listener_count(self, event: str) -> int:
+        """How many listeners ``event`` has. Node: ``emitter.listenerCount()``."""
+        return len(self._listeners.get(event, ()))
+
+    def event_names(self) -> list[str]:
+        """Events that have listeners. Node: ``emitter.eventNames()``."""
+        return list(self._listeners)
+
+    async def emit(self, event: str, *args: Any) -> bool:
+        """Call the listeners of ``event`` in order; return whether there were any.
+
+        Node: ``emitter.emit()``.
+        """
+        entries = self._listeners.get(event)
+        if not entries:
+            return False
+        snapshot = list(entries)
+        if any(once for _, once in snapshot):
+            remaining = [entry for entry in entries if not entry[1]]
+            if remaining:
+                self._listeners[event] = remaining
+            else:
+                del self._listeners[event]
+        for listener, _ in snapshot:
+            result = listener(*args)
+            if inspect.isawaitable(result):
+                await result
+        return True

@@ -1,0 +1,208 @@
+"""IncomingMessage: a request on the server, a response on the client."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import h11
+import trio
+
+from ._errors import ConnectionResetError, HTTPError
+from ._events import EventEmitter, Listener
+from ._headers import IncomingHeaders, RawHeaders, distinct_headers, fold_headers
+
+#: Returns the next piece of the body, or the end of the message (with its trailers).
+BodyReceiver = Callable[[], Awaitable["bytes | h11.EndOfMessage"]]
+
+
+def _decode(pairs: list[tuple[bytes, bytes]]) -> RawHeaders:
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in pairs]
+
+
+class IncomingMessage(EventEmitter):
+    """A message being received: its head, and a body read by pulling.
+
+    Read the body with ``await message.read()`` or ``async for chunk in message``; each
+    read waits for the peer (backpressure: nothing is read ahead). Header views follow
+    Node's rules: :attr:`headers` folds duplicates, :attr:`headers_distinct` keeps them
+    all, :attr:`raw_headers` is the list of ``(name, value)`` pairs as received.
+
+    Node: ``http.IncomingMessage``.
+    """
+
+    def __init__(
+        self,
+        socket: trio.abc.Stream | None,
+        raw_headers: list[tuple[bytes, bytes]],
+        http_version: bytes = b"1.1",
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        status_code: int | None = None,
+        status_message: str | None = None,
+        join_duplicate_headers: bool = False,
+        max_headers_count: int = 2000,
+        receive: BodyReceiver | None = None,
+    ) -> None:
+        super().__init__()
+        if max_headers_count and len(raw_headers) > max_headers_count:
+            raw_headers = raw_headers[:max_headers_count]
+        #: The connection's stream. Node: ``message.socket``.
+        self.socket = socket
+        #: ``"1.1"`` or ``"1.0"``. Node: ``message.httpVersion``.
+        self.http_version = http_version.decode("ascii")
+        major, _, minor = self.http_version.partition(".")
+        self.http_version_major = int(major)
+        self.http_version_minor = int(minor or 0)
+        #: Request method, uppercase (server side only). Node: ``message.method``.
+        self.method = method
+        #: The raw request-target (server side only). Node: ``message.url``.
+        self.url = url
+        #: Response status (client side only). Node: ``message.statusCode``.
+        self.status_code = status_code
+        #: Response reason phrase (client side only). Node: ``message.statusMessage``.
+        self.status_message = status_message
+        #: True once the whole message, trailers included, has been received.
+        #: Node: ``message.complete``.
+        self.complete = receive is None
+        #: True if the message was cut short (peer gone or destroyed).
+        #: Node: ``message.aborted``.
+        self.aborted = False
+        #: Node: ``message.upgrade`` (an accepted upgrade or CONNECT).
+        self.upgrade = False
+        self._join_duplicates = join_duplicate_headers
+        self._raw_pairs = raw_headers
+        self._raw_headers: RawHeaders | None = None
+        self._headers: IncomingHeaders | None = None
+        self._raw_trailer_pairs: list[tuple[bytes, bytes]] = []
+        self._receive = receive
+        self._destroy_hook: Callable[[], None] | None = None
+        self._timeout_hook: Callable[[float], None] | None = None
+
+    # --- head -------------------------------------------------------------------------
+
+    @property
+    def raw_headers(self) -> RawHeaders:
+        """``(name, value)`` pairs as received: casing and duplicates kept, latin-1.
+
+        Node: ``message.rawHeaders`` (as pairs instead of a flat list).
+        """
+        if self._raw_headers is None:
+            self._raw_headers = _decode(self._raw_pairs)
+        return self._raw_headers
+
+    @property
+    def headers(self) -> IncomingHeaders:
+        """Lowercase names to values, duplicates folded as Node does; assignable.
+
+        Node: ``message.headers``.
+        """
+        if self._headers is None:
+            self._headers = fold_headers(self.raw_headers, self._join_duplicates)
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: IncomingHeaders) -> None:
+        self._headers = value
+
+    @property
+    def headers_distinct(self) -> dict[str, list[str]]:
+        """Lowercase names to every value received. Node: ``message.headersDistinct``."""
+        return distinct_headers(self.raw_headers)
+
+    @property
+    def raw_trailers(self) -> RawHeaders:
+        """Trailer pairs as received; empty until :attr:`complete`.
+
+        Node: ``message.rawTrailers``.
+        """
+        return _decode(self._raw_trailer_pairs)
+
+    @property
+    def trailers(self) -> IncomingHeaders:
+        """Trailers folded like :attr:`headers`. Node: ``message.trailers``."""
+        return fold_headers(self.raw_trailers, self._join_duplicates)
+
+    @property
+    def trailers_distinct(self) -> dict[str, list[str]]:
+        """Every trailer value by lowercase name. Node: ``message.trailersDistinct``."""
+        return distinct_headers(self.raw_trailers)
+
+    def _header_value(self, name: bytes) -> bytes | None:
+        """The first raw value of a lowercase header ``name`` (internal, no folding)."""
+        for raw_name, value in self._raw_pairs:
+            if raw_name.lower() == name:
+                return value
+        return None
+
+    # --- body -------------------------------------------------------------------------
+
+    async def _next_chunk(self) -> bytes | None:
+        if self.complete:
+            return None
+        if self.aborted or self._receive is None:
+            raise ConnectionResetError("aborted")
+        try:
+            item = await self._receive()
+        except (ConnectionResetError, trio.BrokenResourceError, trio.ClosedResourceError):
+            await self._abort()
+            raise ConnectionResetError("aborted") from None
+        if isinstance(item, bytes):
+            return item
+        self._raw_trailer_pairs = item.headers.raw_items()
+        self.complete = True
+        await self.emit("end")
+        return None
+
+    async def _abort(self) -> None:
+        if not self.aborted and not self.complete:
+            self.aborted = True
+            await self.emit("aborted")
+
+    def __aiter__(self) -> IncomingMessage:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._next_chunk()
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
+
+    async def read(self) -> bytes:
+        """Read the rest of the body and return it. Node: collecting ``'data'`` events."""
+        parts = []
+        while (chunk := await self._next_chunk()) is not None:
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def text(self, encoding: str = "utf-8") -> str:
+        """Read the rest of the body and decode it."""
+        return (await self.read()).decode(encoding)
+
+    # --- control ----------------------------------------------------------------------
+
+    def set_timeout(self, seconds: float, callback: Listener | None = None) -> IncomingMessage:
+        """Set the connection's inactivity timeout; ``callback`` runs on ``"timeout"``.
+
+        Notify only: nothing is closed when it fires if a listener exists.
+        Node: ``message.setTimeout(msecs[, callback])``.
+        """
+        if callback is not None:
+            self.once("timeout", callback)
+        if self._timeout_hook is not None:
+            self._timeout_hook(seconds)
+        return self
+
+    def destroy(self, error: HTTPError | None = None) -> IncomingMessage:
+        """Abort the message: mark it :attr:`aborted` (if incomplete) and close its
+        connection. Node: ``message.destroy([error])``."""
+        if not self.complete:
+            self.aborted = True
+        if self._destroy_hook is not None:
+            self._destroy_hook()
+        return self
+
+    def __repr__(self) -> str:
+        if self.method is not None:
+            return f"<IncomingMessage {self.method} {self.url} HTTP/{self.http_version}>"
+        return f"<IncomingMessage HTTP/{self.http_version} {self.status_code}>"
