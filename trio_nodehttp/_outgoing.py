@@ -328,14 +328,16 @@ class OutgoingMessage(EventEmitter):
     def _render_implicit_head(self) -> None:
         self._render_head()
 
-    def _take_head(self) -> bytes:
+    def _take_head(self) -> list[bytes]:
+        """The rendered head still to be sent (rendering it first if needed), as the
+        first of a list of parts to send."""
         if not self._head_rendered:
             self._render_implicit_head()
         head = self._pending_head
         if head is None:
-            return b""
+            return []
         self._pending_head = None
-        return head
+        return [head]
 
     # --- writing ----------------------------------------------------------------------
 
@@ -404,10 +406,13 @@ class OutgoingMessage(EventEmitter):
         """
         self._check_writable()
         data = to_bytes(chunk, encoding)
-        head = self._take_head()
-        parts = [head] if head else []
-        if data and self._body_allowed(data):
+        if not self._head_rendered:
+            self._render_implicit_head()
+        send_data = bool(data) and self._body_allowed(data)
+        if send_data:
             self._check_length(len(data), ending=False)
+        parts = self._take_head()
+        if send_data:
             self._frame(data, parts)
         if parts:
             await self._send(parts)
@@ -430,13 +435,12 @@ class OutgoingMessage(EventEmitter):
         data = b"" if chunk is None else to_bytes(chunk, encoding)
         if not self._head_rendered:
             self._content_length = len(data) if self._has_body else None
-        head = self._take_head()
-        parts = [head] if head else []
-        if data and self._body_allowed(data):
-            self._check_length(len(data), ending=True)
+            self._render_implicit_head()
+        send_data = bool(data) and self._body_allowed(data)
+        self._check_length(len(data) if send_data else 0, ending=True)
+        parts = self._take_head()
+        if send_data:
             self._frame(data, parts)
-        else:
-            self._check_length(0, ending=True)
         if self.chunked_encoding and self._has_body:
             parts.append(self._last_chunk())
         self.writable_ended = True
@@ -452,9 +456,9 @@ class OutgoingMessage(EventEmitter):
 
     async def flush_headers(self) -> None:
         """Send the head now. Node: ``flushHeaders()``."""
-        head = self._take_head()
-        if head:
-            await self._send([head])
+        parts = self._take_head()
+        if parts:
+            await self._send(parts)
 
     def destroy(self, error: BaseException | None = None) -> OutgoingMessage:
         """Abandon the message and close its connection. Node: ``destroy([error])``."""

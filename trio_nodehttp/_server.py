@@ -737,14 +737,14 @@ class Server(EventEmitter):
             except Exception as exc:
                 failure = exc
         if exchange.request_scope.cancelled_caught and not req.complete:
-            record.connection.mark_broken()
             await self._client_error(record, RequestTimeoutError("Request timeout"))
+            record.connection.mark_broken()
             return
         if failure is None:
             return
         if exchange.body_error is not None:
-            record.connection.mark_broken()
             await self._client_error(record, exchange.body_error)
+            record.connection.mark_broken()
             return
         if isinstance(failure, (ConnectionResetError, trio.BrokenResourceError)):
             record.connection.mark_broken()
