@@ -150,8 +150,12 @@ async def socket_server(
         await server.close()
 
 
-async def open_raw(port: int) -> RawClient:
-    return RawClient(await trio.open_tcp_stream("127.0.0.1", port))
+@asynccontextmanager
+async def raw_client(port: int) -> AsyncIterator[RawClient]:
+    """A raw client on a fresh TCP connection, closed when the block ends."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        yield RawClient(stream)
 
 
 def open_fds() -> int:
