@@ -633,3 +633,25 @@ async def test_finish_event_and_writable_flags() -> None:
         await client.send(get())
         await client.read_response()
     assert seen == [(True, True)]
+
+
+async def test_P11_missing_host_refused_unless_require_host_header_false() -> None:
+    seen: list[list[tuple[str, str]]] = []
+
+    async def handler(req: http.IncomingMessage, res: http.ServerResponse) -> None:
+        seen.append(req.raw_headers)
+        await res.end()
+
+    no_host = b"GET / HTTP/1.1\r\nX: 1\r\n\r\n"
+    async with memory_server(handler) as (_, connect):
+        client = connect()
+        await client.send(no_host)
+        refused = await client.read_response()
+    assert (refused.status, refused.header("Connection")) == (400, "close")
+    assert refused.header("Transfer-Encoding") == "chunked" and seen == []
+
+    async with memory_server(handler, require_host_header=False) as (_, connect):
+        client = connect()
+        await client.send(no_host)
+        assert (await client.read_response()).status == 200
+    assert seen == [[("X", "1")]]

@@ -7,7 +7,8 @@ moment, in one of these reading states::
 
     IDLE ──first byte──▶ READING_HEAD ──head parsed──▶ READING_BODY ──end──▶ IDLE
                               │                            │
-                              └──────── error ─────────────┴──▶ BROKEN (close)
+                              └───── parse error ──────────┴──▶ FAILED (answer, close)
+                                     stream error or cut send ──▶ BROKEN (close)
                                                     upgrade ──▶ DETACHED
 
 The head is framed here, not by h11: bytes accumulate in :attr:`HTTPConnection._buffer`
@@ -46,6 +47,7 @@ _RECEIVE_SIZE = 65536
 
 # Control characters llhttp refuses in a head in strict mode (CR and LF are checked apart).
 _BAD_HEAD_BYTE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTENT_LENGTH_LINE = re.compile(rb"\ncontent-length:[ \t]*[0-9]+[ \t]*\r\n")
 
 
 class ReadState(enum.Enum):
@@ -54,7 +56,8 @@ class ReadState(enum.Enum):
     IDLE = "idle"
     READING_HEAD = "reading head"
     READING_BODY = "reading body"
-    BROKEN = "broken"
+    FAILED = "failed"  # the peer sent something unparsable: answer it, then close
+    BROKEN = "broken"  # the stream itself failed (or a send was cut): just close
     DETACHED = "detached"
 
 
@@ -66,6 +69,8 @@ class RequestHead:
     target: bytes
     http_version: bytes
     raw_headers: list[tuple[bytes, bytes]]
+    #: An HTTP/1.1 request without a Host header (h11 was given an empty one).
+    missing_host: bool = False
 
 
 class Role(enum.Enum):
@@ -79,18 +84,17 @@ class HTTPConnection:
     """An HTTP/1.1 connection over any :class:`trio.abc.Stream`.
 
     ``max_header_size`` is the byte budget of a message head, request or status line
-    included. ``require_host``: ``True`` rejects an HTTP/1.1 request without Host,
-    ``False`` lets it through (Node's ``requireHostHeader``). ``last_activity`` is the
+    included. ``last_activity`` is the
     :func:`trio.current_time` of the last byte read or written, for inactivity timers.
     """
 
     __slots__ = (
         "_buffer",
+        "_chunk_guard",
         "_parser",
         "eof",
         "last_activity",
         "max_header_size",
-        "require_host",
         "role",
         "state",
         "stream",
@@ -102,17 +106,16 @@ class HTTPConnection:
         role: Role,
         *,
         max_header_size: int = 16384,
-        require_host: bool = True,
     ) -> None:
         self.stream = stream
         self.role = role
         self.max_header_size = max_header_size
-        self.require_host = require_host
         self.state = ReadState.IDLE
         self.eof = False
         self.last_activity = trio.current_time()
         self._buffer = bytearray()
         self._parser: h11.Connection | None = None
+        self._chunk_guard: _ChunkGuard | None = None
 
     # --- raw I/O -----------------------------------------------------------------------
 
@@ -168,33 +171,36 @@ class HTTPConnection:
         :class:`ConnectionResetError` if the peer closes in the middle of a head, and
         :class:`EOFError` if it closed cleanly between messages.
         """
-        head = await self._frame_head()
-        injected_host = False
-        if not _has_host(head):
-            line_end = head.find(b"\r\n")
-            if head.find(b" HTTP/1.1", 0, line_end) != -1:
-                if self.require_host:
-                    raise ParseError(
-                        "Missing Host header", code="ERR_MISSING_HOST", raw_packet=bytes(head)
-                    )
-                # h11 insists on a Host header in HTTP/1.1; give it an empty one and
-                # leave it out of the headers the user sees.
-                head = head[:-2] + b"host: \r\n\r\n"
-                injected_host = True
+        head = bytes(await self._frame_head())
         parser = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_header_size)
-        parser.receive_data(bytes(head))
+        parser.receive_data(head)
+        injected_host = False
         try:
-            event = parser.next_event()
+            try:
+                event = parser.next_event()
+            except h11.RemoteProtocolError as exc:
+                if "Missing mandatory Host" not in str(exc):
+                    raise
+                # h11 insists on Host in HTTP/1.1, but whether to refuse is the
+                # server's policy (Node's requireHostHeader): give h11 an empty one,
+                # and leave that out of what the user sees.
+                parser = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_header_size)
+                parser.receive_data(head[:-2] + b"host: \r\n\r\n")
+                injected_host = True
+                event = parser.next_event()
         except h11.RemoteProtocolError as exc:
-            self.state = ReadState.BROKEN
-            raise _head_error(exc, head) from None
+            self.state = ReadState.FAILED
+            raise _head_error(exc, bytearray(head)) from None
         if not isinstance(event, h11.Request):  # pragma: no cover - h11 has the whole head
-            raise ParseError("Incomplete head", raw_packet=bytes(head))
+            raise ParseError("Incomplete head", raw_packet=head)
         raw_headers = event.headers.raw_items()
         if injected_host:
             del raw_headers[-1]
-        self._start_body(parser)
-        return RequestHead(event.method, event.target, event.http_version, raw_headers)
+        chunked = b"\ntransfer-encoding:" in head.lower()
+        self._start_body(parser, _ChunkGuard(self.max_header_size) if chunked else None)
+        return RequestHead(
+            event.method, event.target, event.http_version, raw_headers, missing_host=injected_host
+        )
 
     async def _frame_head(self) -> bytearray:
         buffer = self._buffer
@@ -206,16 +212,17 @@ class HTTPConnection:
             while buffer[:2] == b"\r\n":
                 del buffer[:2]
             end = buffer.find(b"\r\n\r\n", search_from)
+            limit = self.max_header_size
             if end != -1:
                 size = end + 4
-                if size > self.max_header_size + 4:
+                if size >= limit and counted_head_size(buffer[:size]) >= limit:
                     raise _overflow(buffer)
                 head = buffer[:size]
                 del buffer[:size]
                 _check_head(head)
                 return head
             _check_partial_head(buffer, checked)
-            if len(buffer) > self.max_header_size + 4:
+            if len(buffer) >= limit and counted_head_size(buffer) >= limit:
                 raise _overflow(buffer)
             search_from = max(0, len(buffer) - 3)
             checked = len(buffer)
@@ -227,12 +234,18 @@ class HTTPConnection:
                 raise EOFError
             buffer += data
 
-    def _start_body(self, parser: h11.Connection) -> None:
+    def _start_body(self, parser: h11.Connection, guard: _ChunkGuard | None) -> None:
         self._parser = parser
+        self._chunk_guard = guard
         self.state = ReadState.READING_BODY
         if self._buffer:
-            parser.receive_data(bytes(self._buffer))
+            self._feed(parser, bytes(self._buffer))
             self._buffer.clear()
+
+    def _feed(self, parser: h11.Connection, data: bytes) -> None:
+        if self._chunk_guard is not None and data:
+            self._chunk_guard.feed(data)
+        parser.receive_data(data)
 
     async def receive_body(self) -> bytes | h11.EndOfMessage:
         """The next piece of the current body, or its :class:`h11.EndOfMessage`
@@ -249,12 +262,13 @@ class HTTPConnection:
             try:
                 event = parser.next_event()
             except h11.RemoteProtocolError as exc:
-                self.state = ReadState.BROKEN
                 if self.eof:
+                    self.state = ReadState.BROKEN
                     raise ConnectionResetError("aborted") from None
+                self.state = ReadState.FAILED
                 raise _body_error(exc) from None
             if event is h11.NEED_DATA:
-                parser.receive_data(bytes(await self._receive()))
+                self._feed(parser, bytes(await self._receive()))
                 continue
             if type(event) is h11.Data:
                 return bytes(event.data)
@@ -278,7 +292,7 @@ class HTTPConnection:
         try:
             event = parser.next_event()
         except h11.RemoteProtocolError as exc:
-            self.state = ReadState.BROKEN
+            self.state = ReadState.FAILED
             raise _body_error(exc) from None
         if event is h11.NEED_DATA:
             return None
@@ -310,8 +324,72 @@ class HTTPConnection:
         return self.stream, leftover
 
 
-def _has_host(head: bytearray) -> bool:
-    return b"\nhost:" in head.lower()
+class _ChunkGuard:
+    """Follows the chunk framing of a body that h11 is parsing, only to hold each chunk
+    line's extensions to llhttp's limit (h11 ignores extensions, and its own buffer
+    limit misses a long line that arrives in one read).
+
+    Counted as llhttp counts: the extension bytes of one chunk line, ``;`` and ``=``
+    excluded; more than ``limit`` is ``HPE_CHUNK_EXTENSIONS_OVERFLOW`` (413).
+    """
+
+    __slots__ = ("_line", "_skip", "done", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._line = bytearray()  # the chunk-size line read so far
+        self._skip = 0  # chunk data (plus its CRLF) still to pass over
+        self.done = False
+
+    def feed(self, data: bytes) -> None:
+        position = 0
+        size = len(data)
+        while position < size and not self.done:
+            if self._skip:
+                step = min(self._skip, size - position)
+                self._skip -= step
+                position += step
+                continue
+            end = data.find(b"\n", position)
+            piece = data[position : size if end == -1 else end]
+            self._line += piece
+            if _extension_size(self._line) > self.limit:
+                raise ParseError("Chunk extensions overflow", code="HPE_CHUNK_EXTENSIONS_OVERFLOW")
+            if end == -1:
+                return
+            position = end + 1
+            line = bytes(self._line).rstrip(b"\r")
+            self._line.clear()
+            size_text = line.split(b";", 1)[0].strip()
+            try:
+                chunk_size = int(size_text, 16)
+            except ValueError:
+                return  # h11 reports the bad chunk size itself
+            if chunk_size == 0:
+                self.done = True  # trailers follow; h11 bounds those
+            else:
+                self._skip = chunk_size + 2
+
+
+def _extension_size(line: bytearray) -> int:
+    semicolon = line.find(b";")
+    if semicolon == -1:
+        return 0
+    extensions = line[semicolon:].rstrip(b"\r")
+    return len(extensions) - extensions.count(b";") - extensions.count(b"=")
+
+
+def counted_head_size(head: bytes | bytearray) -> int:
+    """The size llhttp holds against ``max_header_size``: the request-target plus each
+    header's name and value (leading blanks of the value excluded). The method, the
+    version, colons and line ends do not count. Works on an unfinished head too."""
+    lines = bytes(head).split(b"\r\n")
+    request_line = lines[0].split(b" ")
+    total = len(request_line[1]) if len(request_line) > 1 else 0
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        total += len(name) + len(value.lstrip(b" \t"))
+    return total
 
 
 def _overflow(buffer: bytearray) -> ParseError:
@@ -345,6 +423,9 @@ def _check_head(head: bytearray) -> None:
         raise ParseError(
             "Missing expected LF after header value", code="HPE_LF_EXPECTED", raw_packet=raw
         )
+    if b"\r\n " in head or b"\r\n\t" in head:
+        # obs-fold: h11 would unfold it; llhttp refuses it in requests.
+        raise ParseError("Invalid header token", code="HPE_INVALID_HEADER_TOKEN", raw_packet=raw)
     if _BAD_HEAD_BYTE.search(head):
         raise ParseError(
             "Invalid header value char", code="HPE_INVALID_HEADER_TOKEN", raw_packet=raw
@@ -355,6 +436,13 @@ def _check_head(head: bytearray) -> None:
         raise ParseError(
             "Unexpected content-length header",
             code="HPE_UNEXPECTED_CONTENT_LENGTH",
+            raw_packet=raw,
+        )
+    if lengths and not _CONTENT_LENGTH_LINE.search(lower):
+        # h11 would take "5, 5" or "+5"; llhttp wants digits only.
+        raise ParseError(
+            "Invalid character in Content-Length",
+            code="HPE_INVALID_CONTENT_LENGTH",
             raw_packet=raw,
         )
 

@@ -52,7 +52,9 @@ class IncomingMessage(EventEmitter):
         #: ``"1.1"`` or ``"1.0"``. Node: ``message.httpVersion``.
         self.http_version = http_version.decode("ascii")
         major, _, minor = self.http_version.partition(".")
+        #: Node: ``message.httpVersionMajor``.
         self.http_version_major = int(major)
+        #: Node: ``message.httpVersionMinor``.
         self.http_version_minor = int(minor or 0)
         #: Request method, uppercase (server side only). Node: ``message.method``.
         self.method = method

@@ -56,7 +56,7 @@ from ._errors import (
 from ._events import EventEmitter, Listener
 from ._headers import HeaderValue, OutgoingHeaders, check_header_pairs, max_header_size
 from ._incoming import IncomingMessage
-from ._outgoing import _CHUNKED_TOKEN, OutgoingMessage, http_date
+from ._outgoing import _CHUNKED_TOKEN, OutgoingMessage
 from ._status import METHOD_SET, STATUS_CODES
 
 logger = logging.getLogger("trio_nodehttp")
@@ -75,6 +75,9 @@ _LINGER_BYTES = 256 * 1024
 # accept() errors that mean "out of resources": back off instead of crashing (as trio's
 # serve_listeners does).
 _ACCEPT_BACKOFF_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+
+# llhttp takes these (anything but 1.1 is then served as 1.0 is) and refuses the rest.
+_ACCEPTED_VERSIONS = frozenset({b"1.1", b"1.0", b"0.9", b"2.0"})
 
 _CANNED_STATUS = {
     "HPE_HEADER_OVERFLOW": 431,
@@ -104,9 +107,7 @@ class ServerResponse(OutgoingMessage):
         self.status_message: str | None = None
         self.send_date = True
         self._has_body = req.method != "HEAD"
-        if req.http_version_major < 1 or (
-            req.http_version_major == 1 and req.http_version_minor < 1
-        ):
+        if req.http_version_major < 1 or req.http_version_minor < 1:  # Node's test
             te = req._header_value(b"te")
             self.use_chunked_encoding_by_default = te is not None and bool(
                 _CHUNKED_TOKEN.search(te.decode("latin-1"))
@@ -114,6 +115,7 @@ class ServerResponse(OutgoingMessage):
         self._expect_continue = False
         self._sent_100 = False
         self._timeout_hook: Callable[[float], None] | None = None
+        self._server_closing: Callable[[], bool] = _never
 
     @property
     def socket(self) -> trio.abc.Stream | None:
@@ -153,6 +155,8 @@ class ServerResponse(OutgoingMessage):
             self._has_body = False
         if self._expect_continue and not self._sent_100:
             # The client may still send the body it was holding back: don't reuse.
+            self.should_keep_alive = False
+        if self._server_closing():
             self.should_keep_alive = False
         self._render_head()
         return self
@@ -244,6 +248,10 @@ class ServerResponse(OutgoingMessage):
         return self
 
 
+def _never() -> bool:
+    return False
+
+
 def _check_status(status_code: object) -> int:
     code: int | None = None
     if isinstance(status_code, int) and not isinstance(status_code, bool):
@@ -257,7 +265,10 @@ def _check_status(status_code: object) -> int:
 
 @attrs.frozen
 class ServerStatistics:
-    """A snapshot of a server's connections. Returned by :meth:`Server.statistics`."""
+    """A snapshot of a server's connections, returned by :meth:`Server.statistics`.
+
+    Node has no equivalent; the closest is ``server.getConnections()``.
+    """
 
     #: Connections open now (idle, active and upgraded).
     connections_open: int
@@ -363,9 +374,11 @@ class Server(EventEmitter):
         should_upgrade_callback: Callable[[IncomingMessage], bool] | None = None,
     ) -> None:
         super().__init__()
+        #: Time allowed to receive a whole request. Node: ``server.requestTimeout``.
         self.request_timeout = _check_timeout("request_timeout", request_timeout)
         if headers_timeout is None:
             headers_timeout = min(60.0, self.request_timeout) if self.request_timeout else 60.0
+        #: Time allowed to receive a request's head. Node: ``server.headersTimeout``.
         self.headers_timeout = _check_timeout("headers_timeout", headers_timeout)
         if self.request_timeout and self.headers_timeout > self.request_timeout:
             raise OutOfRangeError(
@@ -391,15 +404,24 @@ class Server(EventEmitter):
             if max_headers_count is None
             else _check_count("max_headers_count", max_headers_count)
         )
+        #: Budget of a request head (0 means the default 16384). Node: ``maxHeaderSize``.
         self.max_header_size = _check_count("max_header_size", max_header_size) or max_header_size
+        #: Refuse HTTP/1.1 requests without Host (400). Node: ``requireHostHeader``.
         self.require_host_header = bool(require_host_header)
+        #: Join duplicates of first-wins headers. Node: ``joinDuplicateHeaders``.
         self.join_duplicate_headers = bool(join_duplicate_headers)
+        #: Raise on body writes to HEAD/204/304 responses.
+        #: Node: ``rejectNonStandardBodyWrites``.
         self.reject_non_standard_body_writes = bool(reject_non_standard_body_writes)
         if isinstance(unique_headers, str):
             raise InvalidArgTypeError('The "unique_headers" argument must be a list of names')
+        #: Lowercase names whose list values go out as one line joined with ``"; "``.
+        #: Node: ``uniqueHeaders``.
         self.unique_headers = frozenset(name.lower() for name in unique_headers)
         if should_upgrade_callback is not None and not callable(should_upgrade_callback):
             raise InvalidArgTypeError('The "should_upgrade_callback" argument must be callable')
+        #: Decides whether a request with ``Upgrade`` is upgraded (default: whether
+        #: there is an ``"upgrade"`` listener). Node: ``shouldUpgradeCallback``.
         self.should_upgrade_callback = should_upgrade_callback
         if handler is not None:
             if not callable(handler):
@@ -518,6 +540,9 @@ class Server(EventEmitter):
             self._close_emitted = True
             await self.emit("close")
 
+    def _is_closing(self) -> bool:
+        return self._closing
+
     def close_idle_connections(self) -> None:
         """Close connections that are between requests. Node: ``closeIdleConnections()``."""
         for record in list(self._connections):
@@ -572,7 +597,6 @@ class Server(EventEmitter):
             stream,
             Role.SERVER,
             max_header_size=self.max_header_size,
-            require_host=self.require_host_header,
         )
         record = _Connection(connection, nursery)
         self._connections.add(record)
@@ -584,6 +608,10 @@ class Server(EventEmitter):
                 await self._serve_connection(record)
         except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionResetError):
             pass  # the peer went away; nothing to answer
+        except Exception:
+            # A listener ("connection", "upgrade", "clientError" …) failed: this
+            # connection ends, the server goes on.
+            logger.exception("Error in a listener; closing the connection")
         finally:
             if record.watcher is not None:
                 record.watcher.cancel()
@@ -645,15 +673,13 @@ class Server(EventEmitter):
         """Serve one request; return whether the connection may carry another."""
         connection = record.connection
         method = head.method
-        if method not in METHOD_SET:
-            if method == b"PRI":
-                return False  # an HTTP/2 preface: Node drops the connection silently
+        if method not in METHOD_SET:  # PRI (an HTTP/2 preface) included, as in Node
             await self._client_error(
                 record, ParseError("Invalid method encountered", code="HPE_INVALID_METHOD")
             )
             return False
         version = head.http_version
-        if version != b"1.1" and version != b"1.0":
+        if version not in _ACCEPTED_VERSIONS:
             await self._client_error(
                 record, ParseError("Invalid HTTP version", code="HPE_INVALID_VERSION")
             )
@@ -685,6 +711,7 @@ class Server(EventEmitter):
         exchange.res = res
         res.should_keep_alive = _wants_keep_alive(req, version) and not self._closing
         res._reject_body_writes = self.reject_non_standard_body_writes
+        res._server_closing = self._is_closing
         res._unique_headers = self.unique_headers
         if self.keep_alive_timeout:
             max_part = (
@@ -695,6 +722,13 @@ class Server(EventEmitter):
         req._timeout_hook = res._timeout_hook = lambda s: self._set_inactivity_timeout(record, s)
         record.request = req
         record.response = res
+
+        if head.missing_host and self.require_host_header:
+            # Node answers through a normal response, so it has a Date and, the head
+            # being written before end(), chunked framing; no "request" event.
+            res.write_head(400, ["Connection", "close"])
+            await res.end()
+            return False
 
         is_connect = method == b"CONNECT"
         if is_connect or (req._header_value(b"upgrade") is not None and self._should_upgrade(req)):
@@ -768,9 +802,7 @@ class Server(EventEmitter):
         res = exchange.res
         record.response = None
         record.request = None
-        return not (
-            record.connection.broken or res._last or self._closing or not res.writable_finished
-        )
+        return not (record.connection.broken or res._last or not res.writable_finished)
 
     async def _drain(self, record: _Connection, exchange: _Exchange) -> bool:
         """Read and drop what the handler left of the request body (Node dumps it)."""
@@ -831,18 +863,10 @@ class Server(EventEmitter):
         response = record.response
         if connection.broken or (response is not None and response.headers_sent):
             return
-        if error.code == "ERR_MISSING_HOST":
-            data = (
-                "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
-                f"Date: {http_date()}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
-            ).encode("latin-1")
-        else:
-            status = _CANNED_STATUS.get(error.code, 400)
-            data = f"HTTP/1.1 {status} {STATUS_CODES[status]}\r\nConnection: close\r\n\r\n".encode(
-                "latin-1"
-            )
+        status = _CANNED_STATUS.get(error.code, 400)
+        data = f"HTTP/1.1 {status} {STATUS_CODES[status]}\r\nConnection: close\r\n\r\n"
         try:
-            await connection.send_all(data)
+            await connection.send_all(data.encode("latin-1"))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return
         await _linger(connection)
@@ -868,7 +892,12 @@ class Server(EventEmitter):
                     await trio.sleep_until(deadline)
                     continue
                 stamp = connection.last_activity
-                if not await self._emit_timeout(record):
+                try:
+                    handled = await self._emit_timeout(record)
+                except Exception:
+                    logger.exception("Error in a timeout listener; closing the connection")
+                    handled = False
+                if not handled:
                     record.cancel_scope.cancel()
                     break
                 # Fire again only after some activity and a new quiet period.
