@@ -8,7 +8,9 @@ as Node's do from ``TypeError`` and ``RangeError``, so either style of ``except`
 
 from __future__ import annotations
 
-from typing import ClassVar
+import builtins
+import errno
+from typing import Any, ClassVar
 
 
 class HTTPError(Exception):
@@ -160,6 +162,10 @@ class ParseError(HTTPError):
         self.reason = reason
         self.raw_packet = raw_packet
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default would call ParseError(args[0]) and prefix "Parse Error: " twice.
+        return (type(self), (self.reason,), self.__dict__)
+
 
 class RequestTimeoutError(HTTPError):
     """The request's head or body did not arrive in time (``headers_timeout``,
@@ -168,14 +174,20 @@ class RequestTimeoutError(HTTPError):
     default_code = "ERR_HTTP_REQUEST_TIMEOUT"
 
 
-class ConnectionResetError(HTTPError, ConnectionError):
+class ConnectionResetError(HTTPError, builtins.ConnectionResetError):
     """The peer closed the connection in the middle of a message.
 
     ``str(err)`` reads ``socket hang up`` (closed before a response) or ``aborted``
-    (closed mid-body), as in Node. Node: ``ECONNRESET``.
+    (closed mid-body), as in Node. It is also a builtin :class:`ConnectionResetError`
+    (so an :class:`OSError`) with ``errno`` set to ``ECONNRESET``. Node: ``ECONNRESET``.
     """
 
     default_code = "ECONNRESET"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.errno = errno.ECONNRESET
+        self.strerror = message
 
 
 __all__ = [

@@ -82,15 +82,25 @@ class EventEmitter:
         entries = self._listeners.get(event)
         if not entries:
             return False
-        snapshot = list(entries)
-        if any(once for _, once in snapshot):
-            remaining = [entry for entry in entries if not entry[1]]
-            if remaining:
-                self._listeners[event] = remaining
-            else:
-                del self._listeners[event]
-        for listener, _ in snapshot:
+        # Listeners added or removed while emitting take effect from the next emit.
+        for entry in list(entries):
+            listener, once = entry
+            if once:
+                # Like Node's once-wrapper: unregister just before the call, so a
+                # listener that never ran (an earlier one raised) stays registered.
+                self._discard(event, entry)
             result = listener(*args)
             if inspect.isawaitable(result):
                 await result
         return True
+
+    def _discard(self, event: str, entry: tuple[Listener, bool]) -> None:
+        entries = self._listeners.get(event)
+        if entries is None:
+            return
+        for index, candidate in enumerate(entries):
+            if candidate is entry:
+                del entries[index]
+                if not entries:
+                    del self._listeners[event]
+                return

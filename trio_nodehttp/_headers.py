@@ -72,7 +72,16 @@ def validate_header_name(name: object, label: str = "Header name") -> None:
     Node: ``http.validateHeaderName(name[, label])``.
     """
     if not isinstance(name, str) or not is_token(name):
-        raise InvalidHTTPTokenError(f'{label} must be a valid HTTP token ["{name}"]')
+        raise InvalidHTTPTokenError(f'{label} must be a valid HTTP token ["{_js_text(name)}"]')
+
+
+def _js_text(value: object) -> str:
+    """``value`` as Node's ``%s`` would print it (``None`` is ``undefined``)."""
+    if value is None:
+        return "undefined"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def validate_header_value(name: str, value: object, label: str = "header content") -> None:
@@ -176,29 +185,32 @@ class OutgoingHeaders:
         return len(self._entries)
 
 
-def check_header_pairs(pairs: object) -> list[tuple[str, str | int]]:
+def check_header_pairs(pairs: object) -> list[tuple[str, HeaderValue]]:
     """Validate a flat ``[name, value, ...]`` list or a ``[(name, value), ...]`` list.
 
-    Used for ``write_head`` arrays, trailers and client array headers; raises
-    :class:`InvalidArgValueError` for an odd-length flat list.
+    As in Node, the list holds pairs when its first item is a list or tuple, and is flat
+    otherwise; a value may itself be a list (one line each). Used for ``write_head``
+    arrays, trailers and client array headers; raises :class:`InvalidArgValueError` for
+    an odd-length flat list or an item of a pair list that is not a pair.
     """
     if not isinstance(pairs, (list, tuple)):
         raise InvalidArgTypeError("headers must be a dict or a list")
-    out: list[tuple[str, str | int]] = []
-    if pairs and all(isinstance(item, (str, int)) for item in pairs):
+    candidates: Iterable[object]
+    if pairs and isinstance(pairs[0], (list, tuple)):
+        candidates = pairs
+    else:
         if len(pairs) % 2:
             raise InvalidArgValueError(f"The argument 'headers' is invalid. Received {pairs!r}")
         flat = list(pairs)
-        candidates: Iterable[object] = zip(flat[0::2], flat[1::2], strict=True)
-    else:
-        candidates = pairs
+        candidates = zip(flat[0::2], flat[1::2], strict=True)
+    out: list[tuple[str, HeaderValue]] = []
     for pair in candidates:
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
             raise InvalidArgValueError(f"The argument 'headers' is invalid. Received {pairs!r}")
         name, value = pair
         validate_header_name(name)
         validate_header_value(name, value)
-        out.append((name, value))
+        out.append((name, list(value) if isinstance(value, tuple) else value))
     return out
 
 
