@@ -655,3 +655,28 @@ async def test_P11_missing_host_refused_unless_require_host_header_false() -> No
         await client.send(no_host)
         assert (await client.read_response()).status == 200
     assert seen == [[("X", "1")]]
+
+
+async def test_R32_trailer_validation_and_list_values() -> None:
+    res = _detached_response()
+    with pytest.raises(http.InvalidHTTPTokenError) as name_error:
+        res.add_trailers({"bad name": "x"})
+    assert "Trailer name must be a valid HTTP token" in str(name_error.value)
+    with pytest.raises(http.InvalidCharError) as value_error:
+        res.add_trailers([("X-A", "a\r\nb")])
+    assert "Invalid character in trailer content" in str(value_error.value)
+    with pytest.raises(http.InvalidArgValueError):
+        res.add_trailers(["X-A"])
+    res.add_trailers({"X-T": ["a", "b"]})
+    assert res._last_chunk() == b"0\r\nX-T: a\r\nX-T: b\r\n\r\n"
+
+
+async def test_R15_set_headers_gathers_set_cookie() -> None:
+    res = _detached_response()
+    res.set_headers([("Set-Cookie", "a=1"), ("X-A", "1"), ("set-cookie", "b=2")])
+    assert res.get_header("set-cookie") == ["a=1", "b=2"]
+    assert res.get_header("x-a") == "1"
+    with pytest.raises(http.InvalidArgTypeError):
+        res.set_headers(5)  # type: ignore[arg-type]
+    with pytest.raises(http.InvalidHeaderValueError):
+        res.set_headers({"Set-Cookie": None})  # type: ignore[dict-item]

@@ -185,7 +185,9 @@ class OutgoingHeaders:
         return len(self._entries)
 
 
-def check_header_pairs(pairs: object) -> list[tuple[str, HeaderValue]]:
+def check_header_pairs(
+    pairs: object, name_label: str = "Header name", value_label: str = "header content"
+) -> list[tuple[str, HeaderValue]]:
     """Validate a flat ``[name, value, ...]`` list or a ``[(name, value), ...]`` list.
 
     As in Node, the list holds pairs when its first item is a list or tuple, and is flat
@@ -208,8 +210,8 @@ def check_header_pairs(pairs: object) -> list[tuple[str, HeaderValue]]:
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
             raise InvalidArgValueError(f"The argument 'headers' is invalid. Received {pairs!r}")
         name, value = pair
-        validate_header_name(name)
-        validate_header_value(name, value)
+        validate_header_name(name, name_label)
+        validate_header_value(name, value, value_label)
         out.append((name, list(value) if isinstance(value, tuple) else value))
     return out
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from email.utils import formatdate
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._errors import (
     BodyNotAllowedError,
@@ -31,8 +31,6 @@ from ._headers import (
     HeaderValue,
     OutgoingHeaders,
     check_header_pairs,
-    validate_header_name,
-    validate_header_value,
 )
 
 if TYPE_CHECKING:
@@ -128,7 +126,7 @@ class OutgoingMessage(EventEmitter):
         self._uses_agent = False
         self._reject_body_writes = False
         self._unique_headers: frozenset[str] = frozenset()
-        self._trailers: list[tuple[str, str | int]] = []
+        self._trailers: list[tuple[str, HeaderValue]] = []
         self._destroy_hook: Callable[[], None] | None = None
 
     # --- header API -------------------------------------------------------------------
@@ -160,17 +158,24 @@ class OutgoingMessage(EventEmitter):
         Node: ``setHeaders(headers)`` (a ``Map`` or ``Headers``).
         """
         self._check_not_sent("set")
-        if isinstance(headers, (str, bytes)):
-            raise InvalidArgTypeError('The "headers" argument must be a mapping')
-        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        if isinstance(headers, Mapping):
+            pairs: Iterable[Any] = headers.items()
+        elif isinstance(headers, Iterable) and not isinstance(headers, (str, bytes)):
+            pairs = headers
+        else:
+            raise InvalidArgTypeError(
+                'The "headers" argument must be a mapping or an iterable of pairs. '
+                f"Received {type(headers).__name__}"
+            )
+        checked = check_header_pairs([tuple(pair) for pair in pairs] or [])
         cookies: list[str | int] = []
-        for name, value in pairs:
-            if isinstance(name, str) and name.lower() == "set-cookie":
+        for name, value in checked:
+            if name.lower() == "set-cookie":
                 cookies.extend([value] if isinstance(value, (str, int)) else value)
             else:
                 self._store.set(name, value)
         if cookies:
-            self._store.set("Set-Cookie", cookies)
+            self._store.set("set-cookie", cookies)
         return self
 
     def get_header(self, name: str) -> HeaderValue | None:
@@ -219,36 +224,33 @@ class OutgoingMessage(EventEmitter):
         """True once the head is rendered (even if not yet flushed). Node: ``headersSent``."""
         return self._head_rendered
 
-    def add_trailers(
-        self, headers: Mapping[str, str | int] | Iterable[tuple[str, str | int]]
-    ) -> None:
+    def add_trailers(self, headers: Mapping[str, HeaderValue] | Sequence[Any]) -> None:
         """Trailers sent after a chunked body (dropped otherwise); replaces earlier ones.
 
-        Declare them with a ``Trailer`` header. Node: ``addTrailers(headers)``.
+        ``headers`` is a mapping or a list of pairs. Declare them with a ``Trailer``
+        header. Node: ``addTrailers(headers)``.
         """
         if self.writable_ended:
             raise HeadersSentError("Cannot set trailing headers after they are sent to the client")
-        pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
-        trailers: list[tuple[str, str | int]] = []
-        for name, value in pairs:
-            validate_header_name(name, "Trailer name")
-            validate_header_value(name, value, "trailer content")
-            trailers.append((name, value))
-        self._trailers = trailers
+        if isinstance(headers, Mapping):
+            pairs: object = list(headers.items())
+        else:
+            pairs = headers
+        self._trailers = (
+            check_header_pairs(pairs, "Trailer name", "trailer content") if pairs else []
+        )
 
     # --- rendering --------------------------------------------------------------------
 
     def _first_line(self) -> str:  # pragma: no cover - every subclass defines it
         raise TypeError("OutgoingMessage is abstract: use ServerResponse or ClientRequest")
 
-    def _render_head(self, extra: Iterable[tuple[str, str | int]] = ()) -> None:
+    def _render_head(self) -> None:
         """Render the head into ``_pending_head``, deciding framing and persistence."""
         lines = [self._first_line()]
         saw_date = saw_connection = saw_length = saw_te = saw_trailer = saw_keep_alive = False
         unique = self._unique_headers
-        entries = [(key, raw, value) for key, raw, value in self._store.items()]
-        entries.extend((name.lower(), name, value) for name, value in extra)
-        for key, raw, value in entries:
+        for key, raw, value in self._store.items():
             if key == "date":
                 saw_date = True
             elif key == "connection":
@@ -451,7 +453,7 @@ class OutgoingMessage(EventEmitter):
     def _last_chunk(self) -> bytes:
         if not self._trailers:
             return b"0\r\n\r\n"
-        lines = "".join(f"{name}: {_text(value)}\r\n" for name, value in self._trailers)
+        lines = "".join(_header_lines(name, value) for name, value in self._trailers)
         return b"0\r\n" + lines.encode("latin-1") + b"\r\n"
 
     async def flush_headers(self) -> None:
@@ -474,10 +476,16 @@ class OutgoingMessage(EventEmitter):
             self._destroy_hook()
 
 
+def _header_lines(name: str, value: HeaderValue) -> str:
+    if isinstance(value, (str, int)):
+        return f"{name}: {_text(value)}\r\n"
+    return "".join(f"{name}: {_text(item)}\r\n" for item in value)
+
+
 def _joined(value: HeaderValue) -> str:
     if isinstance(value, (str, int)):
         return _text(value)
     return ", ".join(_text(item) for item in value)
 
 
-__all__ = ["OutgoingMessage", "check_header_pairs", "http_date", "to_bytes"]
+__all__ = ["OutgoingMessage", "http_date", "to_bytes"]
