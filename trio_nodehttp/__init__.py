@@ -1,5 +1,7 @@
 """trio_nodehttp: Node.js's ``http`` module on trio and h11, with structured concurrency."""
 
+from ._agent import Agent, AgentStatistics, ConnectOptions, PoolStatistics
+from ._client import ClientRequest, get, request
 from ._errors import (
     BodyNotAllowedError,
     ConnectionResetError,
@@ -31,10 +33,18 @@ from ._status import METHODS, STATUS_CODES
 
 __version__ = "0.1.0"
 
+#: The agent used by requests that name none: keep-alive, LIFO reuse, 5 s idle
+#: timeout, as Node's since v19. Replaceable by assignment. Node: ``http.globalAgent``.
+global_agent: Agent = Agent(keep_alive=True, scheduling="lifo", timeout=5.0)
+
 __all__ = [
     "METHODS",
     "STATUS_CODES",
+    "Agent",
+    "AgentStatistics",
     "BodyNotAllowedError",
+    "ClientRequest",
+    "ConnectOptions",
     "ConnectionResetError",
     "ContentLengthMismatchError",
     "EventEmitter",
@@ -52,6 +62,7 @@ __all__ = [
     "OutOfRangeError",
     "OutgoingMessage",
     "ParseError",
+    "PoolStatistics",
     "RequestTimeoutError",
     "Server",
     "ServerResponse",
@@ -61,7 +72,10 @@ __all__ = [
     "UnescapedCharactersError",
     "WriteAfterEndError",
     "create_server",
+    "get",
+    "global_agent",
     "max_header_size",
+    "request",
     "validate_header_name",
     "validate_header_value",
 ]

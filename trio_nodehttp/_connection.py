@@ -73,6 +73,18 @@ class RequestHead:
     missing_host: bool = False
 
 
+@attrs.define(slots=True)
+class ResponseHead:
+    """A parsed status line and its header lines, as received (latin-1 bytes)."""
+
+    status_code: int
+    reason: bytes
+    http_version: bytes
+    raw_headers: list[tuple[bytes, bytes]]
+    #: A 101, or a 2xx to CONNECT: the stream now speaks another protocol.
+    switched: bool = False
+
+
 class Role(enum.Enum):
     """Which side of the connection we are."""
 
@@ -92,6 +104,7 @@ class HTTPConnection:
         "_buffer",
         "_chunk_guard",
         "_parser",
+        "bytes_received",
         "eof",
         "last_activity",
         "max_header_size",
@@ -113,6 +126,8 @@ class HTTPConnection:
         self.state = ReadState.IDLE
         self.eof = False
         self.last_activity = trio.current_time()
+        #: Bytes read from the stream so far (a retry is safe only before any arrive).
+        self.bytes_received = 0
         self._buffer = bytearray()
         self._parser: h11.Connection | None = None
         self._chunk_guard: _ChunkGuard | None = None
@@ -122,6 +137,7 @@ class HTTPConnection:
     async def _receive(self) -> bytes | bytearray:
         data = await self.stream.receive_some(_RECEIVE_SIZE)
         self.last_activity = trio.current_time()
+        self.bytes_received += len(data)
         if not data:
             self.eof = True
         return data
@@ -202,7 +218,68 @@ class HTTPConnection:
             event.method, event.target, event.http_version, raw_headers, missing_host=injected_host
         )
 
-    async def _frame_head(self) -> bytearray:
+    def start_response(self, method: bytes, *, upgrade: bool = False) -> None:
+        """Prepare to read the response to a request just sent (client side).
+
+        h11 frames a response by the request it answers (HEAD, CONNECT, an Upgrade
+        proposal), so its client parser is told of a request like ours; the bytes it
+        would send are not used: requests are written by ClientRequest.
+        """
+        parser = h11.Connection(h11.CLIENT, max_incomplete_event_size=self.max_header_size)
+        headers = [(b"host", b"x")]
+        if upgrade:
+            headers += [(b"connection", b"upgrade"), (b"upgrade", b"x")]
+        parser.send(h11.Request(method=method, target=b"/", headers=headers))
+        parser.send(h11.EndOfMessage())
+        self._parser = parser
+
+    async def receive_response_head(self) -> ResponseHead:
+        """Read the next response head (an informational one included) of the response
+        prepared by :meth:`start_response`.
+
+        Raises :class:`ParseError` for a malformed head and :class:`ConnectionResetError`
+        (``socket hang up``) if the server closes before a whole head arrived.
+        """
+        parser = self._parser
+        if parser is None:
+            raise RuntimeError("start_response() first")
+        try:
+            head = bytes(await self._frame_head(request=False))
+        except EOFError:
+            self.state = ReadState.BROKEN
+            raise ConnectionResetError("socket hang up") from None
+        parser.receive_data(head)
+        try:
+            event = parser.next_event()
+        except h11.RemoteProtocolError as exc:
+            self.state = ReadState.FAILED
+            raise _head_error(exc, bytearray(head)) from None
+        if isinstance(event, h11.InformationalResponse):
+            self.state = ReadState.IDLE
+            return ResponseHead(
+                event.status_code,
+                event.reason,
+                event.http_version,
+                event.headers.raw_items(),
+            )
+        if not isinstance(event, h11.Response):  # pragma: no cover - h11 has the whole head
+            raise ParseError("Incomplete head", raw_packet=head)
+        switched = parser.our_state is h11.SWITCHED_PROTOCOL
+        if not switched:
+            chunked = b"\ntransfer-encoding:" in head.lower()
+            self._start_body(parser, _ChunkGuard(self.max_header_size) if chunked else None)
+        else:
+            self._parser = None
+            self.state = ReadState.IDLE
+        return ResponseHead(
+            event.status_code,
+            event.reason,
+            event.http_version,
+            event.headers.raw_items(),
+            switched=switched,
+        )
+
+    async def _frame_head(self, request: bool = True) -> bytearray:
         buffer = self._buffer
         search_from = 0
         checked = 0
@@ -219,7 +296,7 @@ class HTTPConnection:
                     raise _overflow(buffer)
                 head = buffer[:size]
                 del buffer[:size]
-                _check_head(head)
+                _check_head(head, request)
                 return head
             _check_partial_head(buffer, checked)
             if len(buffer) >= limit and counted_head_size(buffer) >= limit:
@@ -412,8 +489,9 @@ def _check_partial_head(buffer: bytearray, checked: int) -> None:
         raise ParseError("Missing expected CR after header value", code="HPE_CR_EXPECTED")
 
 
-def _check_head(head: bytearray) -> None:
-    """llhttp's strict checks that h11 does not make."""
+def _check_head(head: bytearray, request: bool = True) -> None:
+    """llhttp's strict checks that h11 does not make (obs-fold is refused in requests
+    only: in a response it is unfolded, as Node does)."""
     raw = bytes(head[:2048])
     if head.count(b"\n") != head.count(b"\r\n"):
         raise ParseError(
@@ -423,7 +501,7 @@ def _check_head(head: bytearray) -> None:
         raise ParseError(
             "Missing expected LF after header value", code="HPE_LF_EXPECTED", raw_packet=raw
         )
-    if b"\r\n " in head or b"\r\n\t" in head:
+    if request and (b"\r\n " in head or b"\r\n\t" in head):
         # obs-fold: h11 would unfold it; llhttp refuses it in requests.
         raise ParseError("Invalid header token", code="HPE_INVALID_HEADER_TOKEN", raw_packet=raw)
     if _BAD_HEAD_BYTE.search(head):
@@ -471,3 +549,38 @@ def _body_error(exc: h11.RemoteProtocolError) -> ParseError:
     if "chunk" in text.lower():
         return ParseError(text, code="HPE_INVALID_CHUNK_SIZE")
     return ParseError(text, code="HPE_INVALID_CONSTANT")
+
+
+class PrefixedStream(trio.abc.HalfCloseableStream):
+    """A stream with bytes already read from it put back in front.
+
+    Given to the user after an upgrade or CONNECT, so bytes that arrived with the HTTP
+    head are not lost.
+    """
+
+    def __init__(self, stream: trio.abc.Stream, prefix: bytes) -> None:
+        self.stream = stream
+        self._prefix = prefix
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        if self._prefix:
+            await trio.lowlevel.checkpoint()
+            size = len(self._prefix) if max_bytes is None else max_bytes
+            data, self._prefix = self._prefix[:size], self._prefix[size:]
+            return data
+        return await self.stream.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        if isinstance(self.stream, trio.abc.HalfCloseableStream):
+            await self.stream.send_eof()
+        else:
+            raise trio.ClosedResourceError("this stream cannot be half-closed")
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
