@@ -624,13 +624,19 @@ class Server(EventEmitter):
         connection = record.connection
         started = trio.current_time()
         first = True
+        headers_timeout = self.headers_timeout or math.inf
         while True:
-            if not connection.has_buffered_data:
+            # One cancel scope covers waiting for the next request and reading its head:
+            # its deadline is the idle one until a first byte arrives, then the
+            # headers timeout counted from that byte (from the connection's start for
+            # the first request).
+            idle = not connection.has_buffered_data
+            if idle:
                 record.idle = True
                 if self._closing:
                     return
                 if first:
-                    deadline = started + self.headers_timeout if self.headers_timeout else math.inf
+                    deadline = started + headers_timeout
                 elif self.keep_alive_timeout:
                     deadline = (
                         trio.current_time()
@@ -639,22 +645,19 @@ class Server(EventEmitter):
                     )
                 else:
                     deadline = math.inf
-                with trio.move_on_at(deadline):
-                    if not await connection.wait_for_data():
-                        return
-                if not connection.has_buffered_data:  # the deadline passed
-                    if first:
-                        await self._client_error(record, RequestTimeoutError("Request timeout"))
-                    return
-            record.idle = False
-            message_start = started if first else trio.current_time()
-            first = False
-
+            else:
+                message_start = started if first else trio.current_time()
+                deadline = message_start + headers_timeout
             head: RequestHead | None = None
             error: HTTPError | None = None
-            with trio.move_on_at(
-                message_start + self.headers_timeout if self.headers_timeout else math.inf
-            ):
+            with trio.CancelScope(deadline=deadline) as scope:
+                if idle:
+                    if not await connection.wait_for_data():
+                        return
+                    record.idle = False
+                    message_start = started if first else trio.current_time()
+                    scope.deadline = message_start + headers_timeout
+                    idle = False
                 try:
                     head = await connection.receive_request_head()
                 except EOFError:
@@ -662,8 +665,11 @@ class Server(EventEmitter):
                 except ParseError as exc:
                     error = exc
             if head is None:
+                if idle and not first:
+                    return  # keep-alive expiry: close quietly
                 await self._client_error(record, error or RequestTimeoutError("Request timeout"))
                 return
+            first = False
             if not await self._handle_request(record, head, message_start):
                 return
 
@@ -762,7 +768,8 @@ class Server(EventEmitter):
     async def _run_handler(self, record: _Connection, exchange: _Exchange, event: str) -> None:
         req, res = exchange.req, exchange.res
         failure: Exception | None = None
-        with exchange.request_scope:
+        # A complete request has no request_timeout left: skip the scope (hot path).
+        with exchange.request_scope if not req.complete else contextlib.nullcontext():
             try:
                 if event:
                     await self.emit(event, req, res)
