@@ -30,6 +30,38 @@ class IncomingMessage(EventEmitter):
     Node: ``http.IncomingMessage``.
     """
 
+    # Defaults live on the class (a message is made per request: the hot path).
+    #: The connection's stream. Node: ``message.socket``.
+    socket: trio.abc.Stream | None
+    #: ``"1.1"`` or ``"1.0"``. Node: ``message.httpVersion``.
+    http_version: str
+    #: Node: ``message.httpVersionMajor``.
+    http_version_major: int = 1
+    #: Node: ``message.httpVersionMinor``.
+    http_version_minor: int = 1
+    #: Request method, uppercase (server side only). Node: ``message.method``.
+    method: str | None
+    #: The raw request-target (server side only). Node: ``message.url``.
+    url: str | None
+    #: Response status (client side only). Node: ``message.statusCode``.
+    status_code: int | None
+    #: Response reason phrase (client side only). Node: ``message.statusMessage``.
+    status_message: str | None
+    #: True once the whole message, trailers included, has been received.
+    #: Node: ``message.complete``.
+    complete: bool
+    #: True if the message was cut short (peer gone or destroyed).
+    #: Node: ``message.aborted``.
+    aborted: bool = False
+    #: Node: ``message.upgrade`` (an accepted upgrade or CONNECT).
+    upgrade: bool = False
+    _join_duplicates: bool = False
+    _raw_headers: RawHeaders | None = None
+    _headers: IncomingHeaders | None = None
+    _raw_trailer_pairs: list[tuple[bytes, bytes]] = []  # noqa: RUF012 - replaced, not mutated
+    _destroy_hook: Callable[[], None] | None = None
+    _timeout_hook: Callable[[float], None] | None = None
+
     def __init__(
         self,
         socket: trio.abc.Stream | None,
@@ -47,39 +79,23 @@ class IncomingMessage(EventEmitter):
         super().__init__()
         if max_headers_count and len(raw_headers) > max_headers_count:
             raw_headers = raw_headers[:max_headers_count]
-        #: The connection's stream. Node: ``message.socket``.
         self.socket = socket
-        #: ``"1.1"`` or ``"1.0"``. Node: ``message.httpVersion``.
-        self.http_version = http_version.decode("ascii")
-        major, _, minor = self.http_version.partition(".")
-        #: Node: ``message.httpVersionMajor``.
-        self.http_version_major = int(major)
-        #: Node: ``message.httpVersionMinor``.
-        self.http_version_minor = int(minor or 0)
-        #: Request method, uppercase (server side only). Node: ``message.method``.
+        if http_version == b"1.1":
+            self.http_version = "1.1"
+        else:
+            self.http_version = http_version.decode("ascii")
+            major, _, minor = self.http_version.partition(".")
+            self.http_version_major = int(major)
+            self.http_version_minor = int(minor or 0)
         self.method = method
-        #: The raw request-target (server side only). Node: ``message.url``.
         self.url = url
-        #: Response status (client side only). Node: ``message.statusCode``.
         self.status_code = status_code
-        #: Response reason phrase (client side only). Node: ``message.statusMessage``.
         self.status_message = status_message
-        #: True once the whole message, trailers included, has been received.
-        #: Node: ``message.complete``.
         self.complete = receive is None
-        #: True if the message was cut short (peer gone or destroyed).
-        #: Node: ``message.aborted``.
-        self.aborted = False
-        #: Node: ``message.upgrade`` (an accepted upgrade or CONNECT).
-        self.upgrade = False
-        self._join_duplicates = join_duplicate_headers
+        if join_duplicate_headers:
+            self._join_duplicates = True
         self._raw_pairs = raw_headers
-        self._raw_headers: RawHeaders | None = None
-        self._headers: IncomingHeaders | None = None
-        self._raw_trailer_pairs: list[tuple[bytes, bytes]] = []
         self._receive = receive
-        self._destroy_hook: Callable[[], None] | None = None
-        self._timeout_hook: Callable[[float], None] | None = None
 
     # --- head -------------------------------------------------------------------------
 

@@ -88,46 +88,49 @@ class OutgoingMessage(EventEmitter):
     ``http.OutgoingMessage``.
     """
 
+    # Defaults live on the class; an instance stores only what it changes (a message
+    # is made per request, so this is on the hot path).
+    #: Add a ``Date`` header (responses). Node: ``sendDate``.
+    send_date: bool = False
+    #: Whether the connection may carry another message after this one.
+    #: Node: ``shouldKeepAlive``.
+    should_keep_alive: bool = True
+    #: Chunked framing is possible when the length is unknown.
+    #: Node: ``useChunkedEncodingByDefault``.
+    use_chunked_encoding_by_default: bool = True
+    #: Check the body against Content-Length. Node: ``strictContentLength``.
+    strict_content_length: bool = False
+    #: Chunked framing in use (decided when the head is rendered).
+    #: Node: ``chunkedEncoding``.
+    chunked_encoding: bool = False
+    #: ``end()`` was called. Node: ``writableEnded``.
+    writable_ended: bool = False
+    #: The last bytes were handed to the kernel. Node: ``writableFinished``.
+    writable_finished: bool = False
+    #: Node: ``destroyed``.
+    destroyed: bool = False
+    _connection: HTTPConnection | None = None
+    _pending_head: bytes | None = None
+    _head_rendered: bool = False
+    _has_body: bool = True
+    _last: bool = False
+    _removed_connection: bool = False
+    _removed_content_length: bool = False
+    _removed_transfer_encoding: bool = False
+    _content_length: int | None = None
+    _declared_length: int | None = None
+    _bytes_written: int = 0
+    _keep_alive_header: str | None = None
+    _max_requests_reached: bool = False
+    _uses_agent: bool = False
+    _reject_body_writes: bool = False
+    _unique_headers: frozenset[str] = frozenset()
+    _trailers: list[tuple[str, HeaderValue]] = []  # noqa: RUF012 - replaced, never mutated
+    _destroy_hook: Callable[[], None] | None = None
+
     def __init__(self) -> None:
         super().__init__()
         self._store = OutgoingHeaders()
-        self._connection: HTTPConnection | None = None
-        self._pending_head: bytes | None = None
-        self._head_rendered = False
-        #: Add a ``Date`` header (responses). Node: ``sendDate``.
-        self.send_date = False
-        #: Whether the connection may carry another message after this one.
-        #: Node: ``shouldKeepAlive``.
-        self.should_keep_alive = True
-        #: Chunked framing is possible when the length is unknown.
-        #: Node: ``useChunkedEncodingByDefault``.
-        self.use_chunked_encoding_by_default = True
-        #: Check the body against Content-Length. Node: ``strictContentLength``.
-        self.strict_content_length = False
-        #: Chunked framing in use (decided when the head is rendered).
-        #: Node: ``chunkedEncoding``.
-        self.chunked_encoding = False
-        #: ``end()`` was called. Node: ``writableEnded``.
-        self.writable_ended = False
-        #: The last bytes were handed to the kernel. Node: ``writableFinished``.
-        self.writable_finished = False
-        #: Node: ``destroyed``.
-        self.destroyed = False
-        self._has_body = True
-        self._last = False
-        self._removed_connection = False
-        self._removed_content_length = False
-        self._removed_transfer_encoding = False
-        self._content_length: int | None = None
-        self._declared_length: int | None = None
-        self._bytes_written = 0
-        self._keep_alive_header: str | None = None
-        self._max_requests_reached = False
-        self._uses_agent = False
-        self._reject_body_writes = False
-        self._unique_headers: frozenset[str] = frozenset()
-        self._trailers: list[tuple[str, HeaderValue]] = []
-        self._destroy_hook: Callable[[], None] | None = None
 
     # --- header API -------------------------------------------------------------------
 

@@ -95,27 +95,29 @@ def _status_message_for(code: int) -> str:
 class ServerResponse(OutgoingMessage):
     """The response to one request. Node: ``http.ServerResponse``."""
 
+    #: Status sent by the implicit head. Node: ``res.statusCode``.
+    status_code: int = 200
+    #: Reason phrase; ``None`` means Node's phrase for the code.
+    #: Node: ``res.statusMessage``.
+    status_message: str | None = None
+    send_date = True
+    _expect_continue = False
+    _sent_100 = False
+    _timeout_hook: Callable[[float], None] | None = None
+    _server: Server | None = None
+
     def __init__(self, req: IncomingMessage, connection: HTTPConnection) -> None:
         super().__init__()
         self._connection = connection
         #: The request this responds to. Node: ``res.req``.
         self.req = req
-        #: Status sent by the implicit head. Node: ``res.statusCode``.
-        self.status_code = 200
-        #: Reason phrase; ``None`` means Node's phrase for the code.
-        #: Node: ``res.statusMessage``.
-        self.status_message: str | None = None
-        self.send_date = True
-        self._has_body = req.method != "HEAD"
+        if req.method == "HEAD":
+            self._has_body = False
         if req.http_version_major < 1 or req.http_version_minor < 1:  # Node's test
             te = req._header_value(b"te")
             self.use_chunked_encoding_by_default = te is not None and bool(
                 _CHUNKED_TOKEN.search(te.decode("latin-1"))
             )
-        self._expect_continue = False
-        self._sent_100 = False
-        self._timeout_hook: Callable[[float], None] | None = None
-        self._server_closing: Callable[[], bool] = _never
 
     @property
     def socket(self) -> trio.abc.Stream | None:
@@ -156,7 +158,7 @@ class ServerResponse(OutgoingMessage):
         if self._expect_continue and not self._sent_100:
             # The client may still send the body it was holding back: don't reuse.
             self.should_keep_alive = False
-        if self._server_closing():
+        if self._server is not None and self._server._closing:
             self.should_keep_alive = False
         self._render_head()
         return self
@@ -246,10 +248,6 @@ class ServerResponse(OutgoingMessage):
         if self._timeout_hook is not None:
             self._timeout_hook(seconds)
         return self
-
-
-def _never() -> bool:
-    return False
 
 
 def _check_status(status_code: object) -> int:
@@ -435,6 +433,8 @@ class Server(EventEmitter):
         self._all_closed = trio.Event()
         self._requests_served = 0
         self._addresses: list[Any] = []
+        self._hint_key: tuple[float, int] | None = None
+        self._hint: str | None = None
 
     # --- starting ---------------------------------------------------------------------
 
@@ -540,8 +540,16 @@ class Server(EventEmitter):
             self._close_emitted = True
             await self.emit("close")
 
-    def _is_closing(self) -> bool:
-        return self._closing
+    def _keep_alive_hint(self) -> str | None:
+        """The ``Keep-Alive`` value responses advertise (cached: it is per request)."""
+        key = (self.keep_alive_timeout, self.max_requests_per_socket)
+        if key != self._hint_key:
+            timeout, limit = key
+            self._hint_key = key
+            self._hint = (
+                f"timeout={int(timeout)}" + (f", max={limit}" if limit else "") if timeout else None
+            )
+        return self._hint
 
     def close_idle_connections(self) -> None:
         """Close connections that are between requests. Node: ``closeIdleConnections()``."""
@@ -708,22 +716,24 @@ class Server(EventEmitter):
             receive=exchange.receive,
         )
         exchange.req = req
-        if _has_no_body(req):
+        facts = _RequestFacts(head.raw_headers)
+        if facts.transfer_encoding is None and (
+            facts.content_length is None or facts.content_length.strip() == b"0"
+        ):
             item = connection.receive_body_nowait()
             if isinstance(item, h11.EndOfMessage):
                 req.complete = True
                 request_scope.deadline = math.inf
         res = ServerResponse(req, connection)
         exchange.res = res
-        res.should_keep_alive = _wants_keep_alive(req, version) and not self._closing
-        res._reject_body_writes = self.reject_non_standard_body_writes
-        res._server_closing = self._is_closing
-        res._unique_headers = self.unique_headers
-        if self.keep_alive_timeout:
-            max_part = (
-                f", max={self.max_requests_per_socket}" if self.max_requests_per_socket else ""
-            )
-            res._keep_alive_header = f"timeout={int(self.keep_alive_timeout)}{max_part}"
+        if self._closing or not facts.keeps_alive(version):
+            res.should_keep_alive = False
+        if self.reject_non_standard_body_writes:
+            res._reject_body_writes = True
+        res._server = self
+        if self.unique_headers:
+            res._unique_headers = self.unique_headers
+        res._keep_alive_header = self._keep_alive_hint()
         req._destroy_hook = res._destroy_hook = lambda: self._destroy(record)
         req._timeout_hook = res._timeout_hook = lambda s: self._set_inactivity_timeout(record, s)
         record.request = req
@@ -737,7 +747,7 @@ class Server(EventEmitter):
             return False
 
         is_connect = method == b"CONNECT"
-        if is_connect or (req._header_value(b"upgrade") is not None and self._should_upgrade(req)):
+        if is_connect or (facts.upgrade is not None and self._should_upgrade(req)):
             return await self._upgrade(record, exchange, "connect" if is_connect else "upgrade")
 
         limit = self.max_requests_per_socket
@@ -751,7 +761,7 @@ class Server(EventEmitter):
             res._max_requests_reached = True
 
         event = "request"
-        expect = req._header_value(b"expect")
+        expect = facts.expect
         if expect is not None and version == b"1.1":
             if _EXPECT_CONTINUE.search(expect):
                 res._expect_continue = True
@@ -923,21 +933,39 @@ class Server(EventEmitter):
         return await self.emit("timeout", record.connection.stream) or handled
 
 
-def _has_no_body(req: IncomingMessage) -> bool:
-    if req._header_value(b"transfer-encoding") is not None:
-        return False
-    length = req._header_value(b"content-length")
-    return length is None or length.strip() == b"0"
+class _RequestFacts:
+    """What the server needs from a request's headers, found in one pass."""
 
+    __slots__ = ("connection", "content_length", "expect", "transfer_encoding", "upgrade")
 
-def _wants_keep_alive(req: IncomingMessage, version: bytes) -> bool:
-    """Node's parser rule: HTTP/1.1 unless ``Connection: close``; HTTP/1.0 only with
-    ``Connection: keep-alive``."""
-    values = [value for name, value in req._raw_pairs if name.lower() == b"connection"]
-    joined = b", ".join(values)
-    if version == b"1.1":
-        return not _CLOSE_TOKEN.search(joined)
-    return bool(_KEEP_ALIVE_TOKEN.search(joined))
+    def __init__(self, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.connection: list[bytes] = []
+        self.content_length: bytes | None = None
+        self.expect: bytes | None = None
+        self.transfer_encoding: bytes | None = None
+        self.upgrade: bytes | None = None
+        for raw_name, value in raw_headers:
+            name = raw_name.lower()
+            if name == b"connection":
+                self.connection.append(value)
+            elif name == b"content-length":
+                self.content_length = value
+            elif name == b"transfer-encoding":
+                self.transfer_encoding = value
+            elif name == b"expect" and self.expect is None:
+                self.expect = value
+            elif name == b"upgrade" and self.upgrade is None:
+                self.upgrade = value
+
+    def keeps_alive(self, version: bytes) -> bool:
+        """Node's parser rule: HTTP/1.1 unless ``Connection: close``; HTTP/1.0 only
+        with ``Connection: keep-alive``."""
+        if not self.connection:
+            return version == b"1.1"
+        joined = b", ".join(self.connection)
+        if version == b"1.1":
+            return not _CLOSE_TOKEN.search(joined)
+        return bool(_KEEP_ALIVE_TOKEN.search(joined))
 
 
 async def _linger(connection: HTTPConnection) -> None:
