@@ -58,7 +58,7 @@ class IncomingMessage(EventEmitter):
     _join_duplicates: bool = False
     _raw_headers: RawHeaders | None = None
     _headers: IncomingHeaders | None = None
-    _raw_trailer_pairs: list[tuple[bytes, bytes]] = []  # noqa: RUF012 - replaced, not mutated
+    _raw_trailer_pairs: list[tuple[bytes, bytes]] = []  # shared default: replaced, never mutated
     _destroy_hook: Callable[[], None] | None = None
     _timeout_hook: Callable[[float], None] | None = None
 

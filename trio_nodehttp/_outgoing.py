@@ -125,7 +125,7 @@ class OutgoingMessage(EventEmitter):
     _uses_agent: bool = False
     _reject_body_writes: bool = False
     _unique_headers: frozenset[str] = frozenset()
-    _trailers: list[tuple[str, HeaderValue]] = []  # noqa: RUF012 - replaced, never mutated
+    _trailers: list[tuple[str, HeaderValue]] = []  # shared default: replaced, never mutated
     _destroy_hook: Callable[[], None] | None = None
 
     def __init__(self) -> None:
