@@ -818,7 +818,7 @@ class _Output:
         raise _LocalError(f"cannot write {self.name}: {exc.strerror or exc}") from exc
 
 
-def _open_binary(path: str, mode: Literal["rb", "wb"]) -> BinaryIO:
+def _open_binary(path: str, mode: Literal["wb"]) -> BinaryIO:
     """``open(path, mode)`` (blocking: run it in a thread)."""
     return open(path, mode)
 
@@ -880,28 +880,37 @@ async def _send_request(req: ClientRequest, upload: _Upload | None) -> IncomingM
     if upload.data is not None:
         return await req.end(upload.data)
     assert upload.path is not None
-    source = sys.stdin.buffer if upload.path == "-" else await _open_upload(upload.path)
-    read: Callable[[int], bytes] = getattr(source, "read1", source.read)
+    fd = await _open_upload(upload.path)
     try:
         while True:
+            # Unbuffered reads (a pipe's data goes out as it comes), in a thread that is
+            # abandoned on Ctrl-C: a read from a terminal can wait for ever. No buffered
+            # reader's lock is held there, so the exit cannot trip over it.
             try:
-                chunk = await trio.to_thread.run_sync(read, CHUNK_SIZE)
+                chunk = await trio.to_thread.run_sync(
+                    os.read, fd, CHUNK_SIZE, abandon_on_cancel=True
+                )
             except OSError as exc:
                 raise _LocalError(f"cannot read {upload.path}: {exc.strerror or exc}") from exc
             if not chunk:
                 break
             await req.write(chunk)
     finally:
-        if source is not sys.stdin.buffer:
-            source.close()
+        if upload.path != "-":
+            os.close(fd)
     return await req.end()
 
 
-async def _open_upload(path: str) -> BinaryIO:
+async def _open_upload(path: str) -> int:
+    """A file descriptor to read the body from (``-``: standard input's, not to close)."""
     try:
-        return await trio.to_thread.run_sync(_open_binary, path, "rb")
-    except OSError as exc:
-        raise _LocalError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        if path == "-":
+            return sys.stdin.fileno()
+        flags = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+        return await trio.to_thread.run_sync(os.open, path, flags)
+    except (OSError, ValueError, AttributeError) as exc:  # stdin closed or missing
+        reason = exc.strerror if isinstance(exc, OSError) else None
+        raise _LocalError(f"cannot read {path}: {reason or exc}") from exc
 
 
 def _content_length(res: IncomingMessage) -> int | None:
@@ -911,7 +920,7 @@ def _content_length(res: IncomingMessage) -> int | None:
     return None
 
 
-async def fetch_to(
+async def _fetch_to(
     req: ClientRequest,
     output: _Output,
     *,
@@ -1070,7 +1079,7 @@ def _get_command(args: argparse.Namespace) -> int:
     to_terminal = path is None and sys.stdout is not None and sys.stdout.isatty()
     if stderr is None or to_terminal or not stderr.isatty():
         stderr = None  # no meter: not a terminal, or it would mix with the body
-    fetch = partial(fetch_to, req, output, upload=upload, include_head=args.include)
+    fetch = partial(_fetch_to, req, output, upload=upload, include_head=args.include)
     try:
         return trio.run(partial(fetch, progress=stderr))
     except KeyboardInterrupt:
