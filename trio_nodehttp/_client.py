@@ -10,6 +10,7 @@ the request was fully sent), or is closed if the exchange was cut short.
 from __future__ import annotations
 
 import base64
+import errno
 import math
 import re
 import sys
@@ -267,7 +268,14 @@ class ClientRequest(OutgoingMessage):
             name = self.agent.get_name(
                 self.host, self.port, self.local_address, self.family, self.socket_path
             )
-            pooled, reused = await self.agent.acquire(name, self._connect_options(), fresh=fresh)
+            try:
+                pooled, reused = await self.agent.acquire(
+                    name, self._connect_options(), fresh=fresh
+                )
+            except OSError as exc:
+                raise connect_error(
+                    exc, self.socket_path or self.host, None if self.socket_path else self.port
+                ) from exc
             self._pooled = pooled
             self._connection = pooled.connection
             if reused:
@@ -302,7 +310,9 @@ class ClientRequest(OutgoingMessage):
                 return stream  # type: ignore[no-any-return]
             return await Agent().create_connection(self._connect_options())
         except OSError as exc:
-            raise _connect_error(exc, self.host, self.port) from exc
+            raise connect_error(
+                exc, self.socket_path or self.host, None if self.socket_path else self.port
+            ) from exc
 
     # --- ending and the response ------------------------------------------------------
 
@@ -598,13 +608,52 @@ def _close_soon(connection: HTTPConnection) -> None:
         stream.socket.close()
 
 
-def _connect_error(exc: OSError, host: str, port: int) -> HTTPError:
-    code = {111: "ECONNREFUSED", 110: "ETIMEDOUT", 113: "EHOSTUNREACH"}.get(exc.errno or 0)
-    if (code is None and "Name or service not known" in str(exc)) or isinstance(
-        exc, trio.socket.gaierror
-    ):
-        code = "ENOTFOUND"
-    return HTTPError(f"connect {code or 'failed'} {host}:{port}", code=code or "ECONNREFUSED")
+_ERRNO_CODES = {
+    errno.ECONNREFUSED: "ECONNREFUSED",
+    errno.ETIMEDOUT: "ETIMEDOUT",
+    errno.EHOSTUNREACH: "EHOSTUNREACH",
+    errno.ENETUNREACH: "ENETUNREACH",
+    errno.ECONNRESET: "ECONNRESET",
+    errno.EADDRNOTAVAIL: "EADDRNOTAVAIL",
+    errno.ENOENT: "ENOENT",
+    errno.EACCES: "EACCES",
+}
+
+
+def _root_os_error(exc: BaseException) -> OSError | None:
+    """The first OSError with an errno inside ``exc`` (trio's "all attempts to
+    connect failed" error carries the attempts' errors as its cause)."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, trio.socket.gaierror):
+            return current
+        if isinstance(current, OSError) and current.errno is not None:
+            return current
+        stack.extend(getattr(current, "exceptions", ()))  # an exception group
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                stack.append(linked)
+    return None
+
+
+def connect_error(exc: OSError, host: str, port: int | None) -> HTTPError:
+    """Node's error for a failed connect: ``connect ECONNREFUSED 127.0.0.1:1`` with
+    ``code`` ``ECONNREFUSED`` (``ENOTFOUND`` for a name that does not resolve)."""
+    root = _root_os_error(exc) or exc
+    if isinstance(root, trio.socket.gaierror):
+        return HTTPError(f"getaddrinfo ENOTFOUND {host}", code="ENOTFOUND")
+    code = _ERRNO_CODES.get(root.errno or 0) or (
+        errno.errorcode.get(root.errno, "ECONNREFUSED") if root.errno else "ECONNREFUSED"
+    )
+    where = host if port is None else f"{host}:{port}"
+    error = HTTPError(f"connect {code} {where}", code=code)
+    error.errno = root.errno  # type: ignore[attr-defined]
+    return error
 
 
 _OPTION_NAMES = frozenset(
