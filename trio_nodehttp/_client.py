@@ -466,7 +466,10 @@ class ClientRequest(OutgoingMessage):
         self._closed = True
 
     def _abandon(self) -> None:
-        """Cut short (cancel, error, destroy): the connection cannot be reused."""
+        """Cut short (cancel, error, destroy): the connection cannot be reused. Once the
+        exchange is over the connection is the agent's again: nothing to do."""
+        if self._closed:
+            return
         self._stop_watch()
         connection = self._connection
         if connection is not None:
