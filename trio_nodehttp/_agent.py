@@ -54,10 +54,15 @@ class ConnectOptions:
     """Where and how a connection is opened: what :meth:`Agent.create_connection`
     receives. Node: the options passed to ``agent.createConnection(options)``."""
 
+    #: Host name or address to connect to.
     host: str = "localhost"
+    #: TCP port.
     port: int = 80
+    #: Local address to bind before connecting. Node: ``localAddress``.
     local_address: str | None = None
+    #: 4 or 6 to connect over that IP version only. Node: ``family``.
     family: int | None = None
+    #: Connect to this Unix socket instead. Node: ``socketPath``.
     socket_path: str | None = None
 
 
@@ -70,7 +75,8 @@ class PooledConnection:
     watcher: trio.CancelScope | None = None
     watcher_done: trio.Event | None = None
     dead: bool = False
-    requests: int = 0
+    #: The idle timeout it was pooled with (kept if it goes back after a cancel).
+    idle_timeout: float = math.inf
 
     @property
     def stream(self) -> trio.abc.Stream:
@@ -109,9 +115,13 @@ class PoolStatistics:
     ``requests[name]``.
     """
 
+    #: Connections in use by a request.
     active: int
+    #: Idle connections, kept for reuse.
     free: int
+    #: Connections being opened.
     connecting: int
+    #: Requests waiting for a connection.
     queued: int
 
 
@@ -134,7 +144,7 @@ class AgentStatistics:
             f"{p.queued} queued"
             for name, p in self.pools.items()
         ]
-        return f"{self.total_connections} connections | " + " | ".join(parts)
+        return " | ".join([f"{self.total_connections} connections", *parts])
 
 
 def _check_count(name: str, value: object, minimum: float) -> float:
@@ -154,7 +164,8 @@ class Agent(EventEmitter):
     ``max_total_sockets`` those of all origins, ``max_free_sockets`` the idle ones kept
     per origin; ``scheduling`` picks which idle connection is reused (``"lifo"``: the
     most recently used, ``"fifo"``: the least). ``timeout`` is the idle time after
-    which a connection is closed (and the inactivity timeout of requests). A server's
+    which a free connection is closed (unlike Node, it does not become the requests'
+    inactivity timeout: use ``req.set_timeout()`` for that). A server's
     ``Keep-Alive: timeout=N`` hint, less ``agent_keep_alive_timeout_buffer``, shortens
     the idle life of a free connection. ``retry_stale`` (not in Node) retries once, on a
     new connection, an idempotent request whose reused connection turned out closed
@@ -356,9 +367,14 @@ class Agent(EventEmitter):
         """
         if options.socket_path is not None:
             return await trio.open_unix_socket(options.socket_path)
-        stream = await trio.open_tcp_stream(
-            options.host, options.port, local_address=options.local_address
-        )
+        host = options.host
+        if options.family in (4, 6):
+            family = stdlib_socket.AF_INET if options.family == 4 else stdlib_socket.AF_INET6
+            infos = await trio.socket.getaddrinfo(
+                host, options.port, family=family, type=stdlib_socket.SOCK_STREAM
+            )
+            host = str(infos[0][4][0])
+        stream = await trio.open_tcp_stream(host, options.port, local_address=options.local_address)
         if self.keep_alive:
             _set_tcp_keep_alive(stream, self.keep_alive_msecs)
         return stream
@@ -404,7 +420,7 @@ class Agent(EventEmitter):
     def _can_connect(self, pool: _Pool) -> bool:
         return pool.size < self.max_sockets and self._total < self.max_total_sockets
 
-    async def acquire(
+    async def _acquire(
         self, name: str, options: ConnectOptions, *, fresh: bool = False
     ) -> tuple[PooledConnection, bool]:
         """A connection for one request, and whether it was reused.
@@ -443,7 +459,7 @@ class Agent(EventEmitter):
                 await pooled.watcher_done.wait()
             except BaseException:
                 # Cancelled while the watcher winds down: the connection goes back.
-                self.release(pooled, reusable=not pooled.dead, idle_timeout=math.inf)
+                self._release(pooled, reusable=not pooled.dead, idle_timeout=pooled.idle_timeout)
                 raise
         pooled.watcher = pooled.watcher_done = None
         if pooled.dead or pooled.connection.broken:
@@ -473,11 +489,12 @@ class Agent(EventEmitter):
         if waiter in pool.waiters:
             pool.waiters.remove(waiter)
         elif waiter.connection is not None:
-            self.release(waiter.connection, reusable=True, idle_timeout=math.inf)
+            connection = waiter.connection
+            self._release(connection, reusable=True, idle_timeout=connection.idle_timeout)
         elif waiter.may_connect:
             self._on_slot_freed(pool)
 
-    def release(
+    def _release(
         self, pooled: PooledConnection, *, reusable: bool, idle_timeout: float | None
     ) -> None:
         """A request is done with ``pooled``: hand it to the oldest waiter of its
@@ -505,13 +522,14 @@ class Agent(EventEmitter):
             return
         pool.active.remove(pooled)
         pool.free.append(pooled)
+        pooled.idle_timeout = idle_timeout
         pooled.watcher = trio.CancelScope()
         pooled.watcher_done = trio.Event()
         self._nursery.start_soon(
             self._watch, pooled, pooled.watcher, pooled.watcher_done, idle_timeout
         )
 
-    def detach(self, pooled: PooledConnection) -> None:
+    def _detach(self, pooled: PooledConnection) -> None:
         """Take a connection out of the books without closing it (upgrades, CONNECT)."""
         pool = self._pools.get(pooled.name)
         if pool is not None and pooled in pool.active:

@@ -95,7 +95,7 @@ class ClientRequest(OutgoingMessage):
     returns the :class:`IncomingMessage` response once its head is read. Events:
     ``"socket"`` (stream), ``"finish"``, ``"information"`` (message, for each 1xx but
     101), ``"continue"``, ``"response"`` (res), ``"upgrade"`` and ``"connect"`` (res,
-    stream, head), ``"timeout"``, ``"close"``.
+    stream, head), ``"timeout"``.
     """
 
     def __init__(
@@ -166,13 +166,16 @@ class ClientRequest(OutgoingMessage):
         self.local_address: str | None = o.get("local_address")
         self.family: int | None = o.get("family")
         self._create_connection = o.get("create_connection")
-        header_limit = o.get("max_header_size", max_header_size)
+        header_limit = o.get("max_header_size")
+        if header_limit is None:
+            header_limit = self.agent.max_header_size if self.agent else max_header_size
         if isinstance(header_limit, bool) or not isinstance(header_limit, int) or header_limit < 0:
             raise OutOfRangeError('The value of "max_header_size" is out of range. It must be >= 0')
         self._max_header_size = header_limit or max_header_size
         self._join_duplicates = bool(o.get("join_duplicate_headers", False))
         #: Header lines kept per response (0: all). Node: ``req.maxHeadersCount``.
-        self.max_headers_count: int = o.get("max_headers_count") or 2000
+        count = o.get("max_headers_count", 2000)
+        self.max_headers_count: int = 2000 if count is None else count
         self._unique_headers = frozenset(n.lower() for n in o.get("unique_headers") or ())
         #: Whether the connection came from the free pool. Node: ``req.reusedSocket``.
         self.reused_socket = False
@@ -183,6 +186,7 @@ class ClientRequest(OutgoingMessage):
         self._record: list[bytes] | None = []  # bytes sent, for a retry; None: not replayable
         self._watch: trio.CancelScope | None = None
         self._closed = False
+        self._received_before = 0
 
         self.should_keep_alive = self.agent is not None and (
             self.agent.keep_alive or self.agent.max_sockets != math.inf
@@ -250,13 +254,27 @@ class ClientRequest(OutgoingMessage):
         in pieces is not retried. Node: ``req.write(chunk[, encoding])``."""
         self._writing = True
         self._record = None
-        await super().write(chunk, encoding)
+        try:
+            await super().write(chunk, encoding)
+        except BaseException:
+            self._abandon()  # a cut write leaves the stream mid-message
+            raise
+
+    async def flush_headers(self) -> None:
+        """Send the head now. Node: ``req.flushHeaders()``."""
+        try:
+            await super().flush_headers()
+        except BaseException:
+            self._abandon()
+            raise
 
     # --- the connection -----------------------------------------------------------------
 
     async def _send(self, parts: list[bytes]) -> None:
         if self._connection is None:
             await self._assign_connection()
+        elif self._closed:
+            raise ConnectionResetError("socket hang up")
         if self._record is not None:
             self._record.extend(parts)
         await super()._send(parts)
@@ -269,7 +287,7 @@ class ClientRequest(OutgoingMessage):
                 self.host, self.port, self.local_address, self.family, self.socket_path
             )
             try:
-                pooled, reused = await self.agent.acquire(
+                pooled, reused = await self.agent._acquire(
                     name, self._connect_options(), fresh=fresh
                 )
             except OSError as exc:
@@ -288,6 +306,7 @@ class ClientRequest(OutgoingMessage):
                 stream, Role.CLIENT, max_header_size=self._max_header_size
             )
         self._connection.max_header_size = self._max_header_size
+        self._received_before = self._connection.bytes_received
         if self.timeout:
             await self._start_watch()
         await self.emit("socket", self._connection.stream)
@@ -321,9 +340,9 @@ class ClientRequest(OutgoingMessage):
     ) -> IncomingMessage:
         """Send the rest of the request and return the response once its head is read.
 
-        With ``Expect: 100-continue`` the body waits for ``100 Continue`` (at most
-        :data:`CONTINUE_TIMEOUT` seconds), and is not sent at all if a final response
-        comes first. Node: ``req.end()`` followed by the ``'response'`` event.
+        With ``Expect: 100-continue`` the body waits for ``100 Continue`` (at most one
+        second), and is not sent at all if a final response comes first.
+        Node: ``req.end()`` followed by the ``'response'`` event.
         """
         if self.res is not None:
             return self.res
@@ -412,7 +431,7 @@ class ClientRequest(OutgoingMessage):
         if head.switched:
             stream, leftover = connection.detach()
             if self._pooled is not None and self.agent is not None:
-                self.agent.detach(self._pooled)
+                self.agent._detach(self._pooled)
             self._pooled = None
             res.socket = PrefixedStream(stream, leftover) if leftover else stream
             res.complete = True
@@ -459,7 +478,7 @@ class ClientRequest(OutgoingMessage):
         )
         if self._pooled is not None and self.agent is not None:
             idle = self.agent.keep_socket_alive(connection.stream, res) if reusable else None
-            self.agent.release(self._pooled, reusable=reusable, idle_timeout=idle)
+            self.agent._release(self._pooled, reusable=reusable, idle_timeout=idle)
             self._pooled = None
         else:
             _close_soon(connection)
@@ -475,12 +494,10 @@ class ClientRequest(OutgoingMessage):
         if connection is not None:
             connection.mark_broken()
             if self._pooled is not None and self.agent is not None:
-                self.agent.release(self._pooled, reusable=False, idle_timeout=None)
+                self.agent._release(self._pooled, reusable=False, idle_timeout=None)
                 self._pooled = None
             else:
                 _close_soon(connection)
-        if self.res is not None and not self.res.complete:
-            self.res.aborted = True
         self._closed = True
 
     def _may_retry(self) -> bool:
@@ -493,7 +510,7 @@ class ClientRequest(OutgoingMessage):
             and self._record is not None
             and self.res is None
             and connection is not None
-            and connection.bytes_received == 0
+            and connection.bytes_received == self._received_before
         )
 
     async def _retry(self, first_error: BaseException) -> IncomingMessage:
@@ -531,6 +548,8 @@ class ClientRequest(OutgoingMessage):
         """
         if not self.destroyed:
             self.destroyed = True
+            if self.res is not None and not self.res.complete:
+                self.res.aborted = True
             self._abandon()
         return self
 
@@ -553,6 +572,11 @@ class ClientRequest(OutgoingMessage):
         self.timeout = float(seconds) or None
         if not self.timeout:
             self._stop_watch()
+        elif self._watch is None and self._connection is not None and not self._closed:
+            nursery = (self.agent or _global_agent())._nursery
+            if nursery is not None:
+                self._watch = trio.CancelScope()
+                nursery.start_soon(self._watch_inactivity, self._watch)
 
     async def _start_watch(self) -> None:
         agent = self.agent or _global_agent()

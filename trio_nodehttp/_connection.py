@@ -253,7 +253,7 @@ class HTTPConnection:
         except h11.RemoteProtocolError as exc:
             self.state = ReadState.FAILED
             raise _head_error(exc, bytearray(head)) from None
-        if isinstance(event, h11.InformationalResponse):
+        if isinstance(event, h11.InformationalResponse) and event.status_code != 101:
             self.state = ReadState.IDLE
             return ResponseHead(
                 event.status_code,
@@ -261,7 +261,7 @@ class HTTPConnection:
                 event.http_version,
                 event.headers.raw_items(),
             )
-        if not isinstance(event, h11.Response):  # pragma: no cover - h11 has the whole head
+        if not isinstance(event, (h11.Response, h11.InformationalResponse)):  # pragma: no cover
             raise ParseError("Incomplete head", raw_packet=head)
         switched = parser.our_state is h11.SWITCHED_PROTOCOL
         if not switched:
