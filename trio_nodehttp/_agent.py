@@ -75,8 +75,9 @@ class PooledConnection:
     watcher: trio.CancelScope | None = None
     watcher_done: trio.Event | None = None
     dead: bool = False
-    #: The idle timeout it was pooled with (kept if it goes back after a cancel).
-    idle_timeout: float = math.inf
+    #: The idle timeout it was released with (kept if it goes back after a cancel);
+    #: ``None``: not to be kept.
+    idle_timeout: float | None = math.inf
 
     @property
     def stream(self) -> trio.abc.Stream:
@@ -429,15 +430,18 @@ class Agent(EventEmitter):
         """
         await self._ensure_open()
         pool = self._pool(name)
+        reserved = False  # a slot reserved for us by _on_slot_freed
         try:
             while True:
-                while pool.free and not fresh:
+                while pool.free and not fresh and not reserved:
                     pooled = pool.free.pop() if self.scheduling == "lifo" else pool.free.pop(0)
                     pool.active.append(pooled)
                     if await self._take_from_watcher(pooled):
                         return pooled, True
-                if self._can_connect(pool):
-                    return await self._connect(pool, options), False
+                if not reserved and not self._can_connect(pool):
+                    self._make_room(pool)
+                if reserved or self._can_connect(pool):
+                    return await self._connect(pool, options, reserved=reserved), False
                 waiter = _Waiter()
                 pool.waiters.append(waiter)
                 try:
@@ -447,8 +451,19 @@ class Agent(EventEmitter):
                     raise
                 if waiter.connection is not None:
                     return waiter.connection, False
+                reserved = waiter.may_connect
         finally:
             self._forget_if_empty(pool)
+
+    def _make_room(self, pool: _Pool) -> None:
+        """Only the total cap stands in the way: close the longest-idle free connection
+        of another origin to make room (Node would wait for it to time out)."""
+        if pool.size >= self.max_sockets or self._total < self.max_total_sockets:
+            return
+        for other in self._pools.values():
+            if other is not pool and other.free:
+                self._drop(other.free[0])
+                return
 
     async def _take_from_watcher(self, pooled: PooledConnection) -> bool:
         """Stop the watcher of a connection just moved from free to active; ``False``
@@ -458,7 +473,11 @@ class Agent(EventEmitter):
             try:
                 await pooled.watcher_done.wait()
             except BaseException:
-                # Cancelled while the watcher winds down: the connection goes back.
+                # Cancelled while the watcher winds down: let it finish (it is already
+                # cancelled, so this is short) so that no two watchers read the stream,
+                # then the connection goes back.
+                with trio.CancelScope(shield=True):
+                    await pooled.watcher_done.wait()
                 self._release(pooled, reusable=not pooled.dead, idle_timeout=pooled.idle_timeout)
                 raise
         pooled.watcher = pooled.watcher_done = None
@@ -467,9 +486,12 @@ class Agent(EventEmitter):
             return False
         return True
 
-    async def _connect(self, pool: _Pool, options: ConnectOptions) -> PooledConnection:
-        pool.connecting += 1
-        self._total += 1
+    async def _connect(
+        self, pool: _Pool, options: ConnectOptions, *, reserved: bool = False
+    ) -> PooledConnection:
+        if not reserved:
+            pool.connecting += 1
+            self._total += 1
         try:
             stream = await self.create_connection(options)
         except BaseException:
@@ -492,6 +514,8 @@ class Agent(EventEmitter):
             connection = waiter.connection
             self._release(connection, reusable=True, idle_timeout=connection.idle_timeout)
         elif waiter.may_connect:
+            pool.connecting -= 1  # give back the slot reserved for it
+            self._total -= 1
             self._on_slot_freed(pool)
 
     def _release(
@@ -506,6 +530,7 @@ class Agent(EventEmitter):
         if not reusable or pooled.dead or pooled.connection.broken:
             self._drop(pooled)
             return
+        pooled.idle_timeout = idle_timeout
         if pool.waiters:
             waiter = pool.waiters.popleft()
             waiter.connection = pooled
@@ -517,12 +542,12 @@ class Agent(EventEmitter):
             or len(pool.free) >= self.max_free_sockets
             or self._total > self.max_total_sockets
             or self._nursery is None
+            or (self._total >= self.max_total_sockets and self._others_waiting(pool))
         ):
             self._drop(pooled)
             return
         pool.active.remove(pooled)
         pool.free.append(pooled)
-        pooled.idle_timeout = idle_timeout
         pooled.watcher = trio.CancelScope()
         pooled.watcher_done = trio.Event()
         self._nursery.start_soon(
@@ -537,6 +562,9 @@ class Agent(EventEmitter):
             self._total -= 1
             self._on_slot_freed(pool)
             self._forget_if_empty(pool)
+
+    def _others_waiting(self, pool: _Pool) -> bool:
+        return any(other.waiters for other in self._pools.values() if other is not pool)
 
     def _drop(self, pooled: PooledConnection) -> None:
         pool = self._pools.get(pooled.name)
@@ -564,7 +592,11 @@ class Agent(EventEmitter):
         for candidate in candidates:
             for waiter in candidate.waiters:
                 if not waiter.event.is_set() and self._can_connect(candidate):
+                    # The slot is reserved in the books now, so that nobody else takes
+                    # it and the pool is not forgotten before the waiter runs.
                     candidate.waiters.remove(waiter)
+                    candidate.connecting += 1
+                    self._total += 1
                     waiter.may_connect = True
                     waiter.event.set()
                     return

@@ -15,7 +15,7 @@ import math
 import re
 import sys
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import h11
@@ -200,8 +200,10 @@ class ClientRequest(OutgoingMessage):
         if isinstance(headers, (list, tuple)):
             # Array form: sent as given, in order, duplicates kept; no automatic Host or
             # Authorization, and the head is fixed now (Node renders it here too).
-            for name, value in check_header_pairs(headers):
+            pairs = check_header_pairs(headers)
+            for name, value in pairs:
                 self._store.append(name, value)
+            self._ordered_headers = pairs
             self._render_head()
         else:
             if headers is not None:
@@ -252,6 +254,8 @@ class ClientRequest(OutgoingMessage):
     ) -> None:
         """Send a piece of the body (the head first). A request whose body is written
         in pieces is not retried. Node: ``req.write(chunk[, encoding])``."""
+        if self.destroyed:
+            raise ConnectionResetError("socket hang up")
         self._writing = True
         self._record = None
         try:
@@ -346,6 +350,8 @@ class ClientRequest(OutgoingMessage):
         """
         if self.res is not None:
             return self.res
+        if self.destroyed:
+            raise ConnectionResetError("socket hang up")
         try:
             return await self._exchange(chunk, encoding)
         except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionResetError) as exc:
@@ -445,7 +451,7 @@ class ClientRequest(OutgoingMessage):
                 res.complete = True
                 self._release(res)
             elif item is not None:
-                res._receive = _Prepend(item, self._receive_body)
+                res._receive = _Prepend(item, self._receive_body, self._abandon)
         await self.emit("response", res)
         return res
 
@@ -498,6 +504,8 @@ class ClientRequest(OutgoingMessage):
                 self._pooled = None
             else:
                 _close_soon(connection)
+        if self.res is not None and not self.res.complete:
+            self.res.aborted = True
         self._closed = True
 
     def _may_retry(self) -> bool:
@@ -609,16 +617,26 @@ class ClientRequest(OutgoingMessage):
 class _Prepend:
     """A body receiver that first returns a piece already read."""
 
-    def __init__(self, first: bytes, then: Any) -> None:
+    def __init__(
+        self,
+        first: bytes,
+        then: Callable[[], Awaitable[bytes | h11.EndOfMessage]],
+        abandon: Callable[[], None],
+    ) -> None:
         self._first: bytes | None = first
         self._then = then
+        self._abandon = abandon
 
     async def __call__(self) -> bytes | h11.EndOfMessage:
-        if self._first is not None:
-            first, self._first = self._first, None
+        if self._first is None:
+            return await self._then()
+        first, self._first = self._first, None
+        try:
             await trio.lowlevel.checkpoint()
-            return first
-        return await self._then()  # type: ignore[no-any-return]
+        except BaseException:
+            self._abandon()  # cut before the body was read: the connection is not reusable
+            raise
+        return first
 
 
 def _response_keeps_alive(res: IncomingMessage) -> bool:

@@ -55,6 +55,7 @@ class IncomingMessage(EventEmitter):
     aborted: bool = False
     #: Node: ``message.upgrade`` (an accepted upgrade or CONNECT).
     upgrade: bool = False
+    _abort_emitted: bool = False
     _join_duplicates: bool = False
     _raw_headers: RawHeaders | None = None
     _headers: IncomingHeaders | None = None
@@ -173,8 +174,9 @@ class IncomingMessage(EventEmitter):
         return None
 
     async def _abort(self) -> None:
-        if not self.aborted and not self.complete:
+        if not self._abort_emitted and not self.complete:
             self.aborted = True
+            self._abort_emitted = True
             await self.emit("aborted")
 
     def __aiter__(self) -> IncomingMessage:

@@ -127,6 +127,8 @@ class OutgoingMessage(EventEmitter):
     _unique_headers: frozenset[str] = frozenset()
     _trailers: list[tuple[str, HeaderValue]] = []  # shared default: replaced, never mutated
     _destroy_hook: Callable[[], None] | None = None
+    # Header lines to send exactly in this order (a client's array-form headers).
+    _ordered_headers: list[tuple[str, HeaderValue]] | None = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -253,7 +255,12 @@ class OutgoingMessage(EventEmitter):
         lines = [self._first_line()]
         saw_date = saw_connection = saw_length = saw_te = saw_trailer = saw_keep_alive = False
         unique = self._unique_headers
-        for key, raw, value in self._store.items():
+        entries: Iterable[tuple[str, str, HeaderValue]]
+        if self._ordered_headers is not None:
+            entries = ((name.lower(), name, value) for name, value in self._ordered_headers)
+        else:
+            entries = self._store.items()
+        for key, raw, value in entries:
             if key == "date":
                 saw_date = True
             elif key == "connection":
