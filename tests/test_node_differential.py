@@ -108,6 +108,7 @@ CASES = {
     "cl-not-a-number": (request("Host: a", "Content-Length: abc"), 400),
     "cl-plus": (request("Host: a", "Content-Length: +5"), 400),
     "cl-list": (request("Host: a", "Content-Length: 5, 5"), 400),
+    "cl-over-64-bits": (request("Host: a", "Content-Length: 18446744073709551616"), 400),
     "cl-leading-zeros": (request("Host: a", "Content-Length: 005", body=b"hello"), 200),
     "te-gzip": (request("Host: a", "Transfer-Encoding: gzip"), 400),
     "te-chunked-gzip": (request("Host: a", "Transfer-Encoding: chunked, gzip"), 400),

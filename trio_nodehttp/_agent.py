@@ -74,6 +74,8 @@ class PooledConnection:
     name: str
     watcher: trio.CancelScope | None = None
     watcher_done: trio.Event | None = None
+    #: The watcher task is inside ``receive_some`` (so taking it back must wait).
+    watching: bool = False
     dead: bool = False
     #: The idle timeout it was released with (kept if it goes back after a cancel);
     #: ``None``: not to be kept.
@@ -388,9 +390,9 @@ class Agent(EventEmitter):
         returns a boolean and sets the socket's timeout).
         """
         idle = self.timeout or 0.0
-        hint = response.headers.get("keep-alive")
-        if isinstance(hint, str):
-            match = _KEEP_ALIVE_HINT.match(hint)
+        hint = response._header_value(b"keep-alive")
+        if hint is not None:
+            match = _KEEP_ALIVE_HINT.match(hint.decode("latin-1"))
             if match:
                 hinted = int(match.group(1)) - self.agent_keep_alive_timeout_buffer
                 if hinted <= 0:
@@ -470,6 +472,8 @@ class Agent(EventEmitter):
         (and the connection discarded) if the watcher saw it die first."""
         if pooled.watcher is not None and pooled.watcher_done is not None:
             pooled.watcher.cancel()
+        if pooled.watching and pooled.watcher_done is not None:
+            # The watcher is inside receive_some: wait until it is out.
             try:
                 await pooled.watcher_done.wait()
             except BaseException:
@@ -480,7 +484,9 @@ class Agent(EventEmitter):
                     await pooled.watcher_done.wait()
                 self._release(pooled, reusable=not pooled.dead, idle_timeout=pooled.idle_timeout)
                 raise
+        # A watcher that never ran finds its scope cancelled and leaves the stream alone.
         pooled.watcher = pooled.watcher_done = None
+        pooled.watching = False
         if pooled.dead or pooled.connection.broken:
             self._drop(pooled)
             return False
@@ -612,6 +618,9 @@ class Agent(EventEmitter):
         died = False
         try:
             with scope:
+                if scope.cancel_called:
+                    return  # taken back before this task first ran
+                pooled.watching = True
                 with trio.move_on_after(idle_timeout):
                     await pooled.stream.receive_some(1)
                 died = True  # bytes, EOF, or the idle deadline: all end the connection

@@ -187,6 +187,7 @@ class ClientRequest(OutgoingMessage):
         self._watch: trio.CancelScope | None = None
         self._closed = False
         self._received_before = 0
+        self._sent_before = 0
 
         self.should_keep_alive = self.agent is not None and (
             self.agent.keep_alive or self.agent.max_sockets != math.inf
@@ -311,6 +312,7 @@ class ClientRequest(OutgoingMessage):
             )
         self._connection.max_header_size = self._max_header_size
         self._received_before = self._connection.bytes_received
+        self._sent_before = self._connection.bytes_sent
         if self.timeout:
             await self._start_watch()
         await self.emit("socket", self._connection.stream)
@@ -498,10 +500,17 @@ class ClientRequest(OutgoingMessage):
         self._stop_watch()
         connection = self._connection
         if connection is not None:
-            connection.mark_broken()
+            untouched = (
+                not connection.broken
+                and connection.bytes_sent == self._sent_before
+                and connection.bytes_received == self._received_before
+            )
             if self._pooled is not None and self.agent is not None:
-                self.agent._release(self._pooled, reusable=False, idle_timeout=None)
-                self._pooled = None
+                # A connection this request never wrote to or read from is still clean.
+                pooled, self._pooled = self._pooled, None
+                if not untouched:
+                    connection.mark_broken()
+                self.agent._release(pooled, reusable=untouched, idle_timeout=pooled.idle_timeout)
             else:
                 _close_soon(connection)
         if self.res is not None and not self.res.complete:

@@ -47,6 +47,8 @@ _RECEIVE_SIZE = 65536
 
 # Control characters llhttp refuses in a head in strict mode (CR and LF are checked apart).
 _END = h11.EndOfMessage()
+_UNTIL_CLOSE = -1  # a body that ends when the connection closes
+_STATUS_LINE = re.compile(rb"HTTP/([0-9]\.[0-9]) ([0-9]{3})(?: (.*))?")
 _CHUNKED_HEAD = b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n"
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 # llhttp, like this, takes several spaces between the parts of the request line.
@@ -93,6 +95,8 @@ class ResponseHead:
     raw_headers: list[tuple[bytes, bytes]]
     #: A 101, or a 2xx to CONNECT: the stream now speaks another protocol.
     switched: bool = False
+    content_length: int | None = None
+    transfer_encoding: bytes | None = None
 
 
 class Role(enum.Enum):
@@ -115,7 +119,9 @@ class HTTPConnection:
         "_chunk_guard",
         "_parser",
         "_remaining",
+        "_request_method",
         "bytes_received",
+        "bytes_sent",
         "eof",
         "last_activity",
         "max_header_size",
@@ -139,10 +145,13 @@ class HTTPConnection:
         self.last_activity = trio.current_time()
         #: Bytes read from the stream so far (a retry is safe only before any arrive).
         self.bytes_received = 0
+        #: Bytes written to the stream so far.
+        self.bytes_sent = 0
         self._buffer = bytearray()
         self._parser: h11.Connection | None = None
         self._chunk_guard: _ChunkGuard | None = None
         self._remaining: int | None = None  # bytes left of a Content-Length body
+        self._request_method = b"GET"  # of the request whose response is read next
 
     # --- raw I/O -----------------------------------------------------------------------
 
@@ -155,13 +164,16 @@ class HTTPConnection:
         return data
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        """Send ``data`` whole; on any failure or cancel the connection is broken."""
+        """Send ``data`` whole; on any failure or cancel the connection is broken (a
+        cancel that lands before any byte is sent leaves it as it was)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
         try:
             await self.stream.send_all(data)
         except BaseException:
             self.state = ReadState.BROKEN
             raise
         self.last_activity = trio.current_time()
+        self.bytes_sent += len(data)
 
     @property
     def broken(self) -> bool:
@@ -218,65 +230,53 @@ class HTTPConnection:
         return request
 
     def start_response(self, method: bytes, *, upgrade: bool = False) -> None:
-        """Prepare to read the response to a request just sent (client side).
-
-        h11 frames a response by the request it answers (HEAD, CONNECT, an Upgrade
-        proposal), so its client parser is told of a request like ours; the bytes it
-        would send are not used: requests are written by ClientRequest.
-        """
-        parser = h11.Connection(h11.CLIENT, max_incomplete_event_size=self.max_header_size)
-        headers = [(b"host", b"x")]
-        if upgrade:
-            headers += [(b"connection", b"upgrade"), (b"upgrade", b"x")]
-        parser.send(h11.Request(method=method, target=b"/", headers=headers))
-        parser.send(h11.EndOfMessage())
-        self._parser = parser
+        """Prepare to read the response to a request just sent (client side): how a
+        response is framed depends on the request it answers (HEAD, CONNECT)."""
+        self._request_method = method
 
     async def receive_response_head(self) -> ResponseHead:
         """Read the next response head (an informational one included) of the response
-        prepared by :meth:`start_response`.
+        prepared by :meth:`start_response`, and set up the reading of its body.
 
         Raises :class:`ParseError` for a malformed head and :class:`ConnectionResetError`
         (``socket hang up``) if the server closes before a whole head arrived.
         """
-        parser = self._parser
-        if parser is None:
-            raise RuntimeError("start_response() first")
         try:
             head = bytes(await self._frame_head(request=False))
         except EOFError:
             self.state = ReadState.BROKEN
             raise ConnectionResetError("socket hang up") from None
-        parser.receive_data(head)
         try:
-            event = parser.next_event()
-        except h11.RemoteProtocolError as exc:
+            response = parse_response_head(head)
+        except ParseError:
             self.state = ReadState.FAILED
-            raise _head_error(exc, bytearray(head)) from None
-        if isinstance(event, h11.InformationalResponse) and event.status_code != 101:
+            raise
+        status = response.status_code
+        if 100 <= status < 200 and status != 101:
             self.state = ReadState.IDLE
-            return ResponseHead(
-                event.status_code,
-                event.reason,
-                event.http_version,
-                event.headers.raw_items(),
-            )
-        if not isinstance(event, (h11.Response, h11.InformationalResponse)):  # pragma: no cover
-            raise ParseError("Incomplete head", raw_packet=head)
-        switched = parser.our_state is h11.SWITCHED_PROTOCOL
-        if not switched:
-            chunked = b"\ntransfer-encoding:" in head.lower()
-            self._start_body(parser, _ChunkGuard(self.max_header_size) if chunked else None)
+            return response
+        method = self._request_method
+        if status == 101 or (method == b"CONNECT" and 200 <= status < 300):
+            response.switched = True
+            self.state = ReadState.IDLE
+            return response
+        self.state = ReadState.READING_BODY
+        if method == b"HEAD" or status in (204, 304):
+            self._remaining = 0
+        elif response.transfer_encoding is not None:
+            codings = [c.strip().lower() for c in response.transfer_encoding.split(b",")]
+            if codings[-1] == b"chunked":
+                parser = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_header_size)
+                parser.receive_data(_CHUNKED_HEAD)
+                parser.next_event()
+                self._start_body(parser, _ChunkGuard(self.max_header_size))
+            else:
+                self._remaining = _UNTIL_CLOSE  # Node: read until the connection closes
+        elif response.content_length is not None:
+            self._remaining = response.content_length
         else:
-            self._parser = None
-            self.state = ReadState.IDLE
-        return ResponseHead(
-            event.status_code,
-            event.reason,
-            event.http_version,
-            event.headers.raw_items(),
-            switched=switched,
-        )
+            self._remaining = _UNTIL_CLOSE
+        return response
 
     async def _frame_head(self, request: bool = True) -> bytearray:
         buffer = self._buffer
@@ -340,7 +340,7 @@ class HTTPConnection:
                 self._feed(self._parser, bytes(data))
             elif data:
                 self._buffer += data
-            else:
+            elif self._remaining != _UNTIL_CLOSE:
                 self.state = ReadState.BROKEN
                 raise ConnectionResetError("aborted")
 
@@ -354,6 +354,14 @@ class HTTPConnection:
             remaining = self._remaining
             if remaining is None:
                 raise RuntimeError("no message body is being read")
+            if remaining == _UNTIL_CLOSE:
+                if self._buffer:
+                    data = bytes(self._buffer)
+                    self._buffer.clear()
+                    return data
+                if not self.eof:
+                    return None
+                remaining = 0
             if remaining == 0:
                 self._remaining = None
                 self.state = ReadState.IDLE
@@ -453,7 +461,7 @@ def parse_request_head(head: bytes) -> RequestHead:
         if lower == b"host":
             has_host = True
         elif lower == b"content-length":
-            content_length = int(value)
+            content_length = _content_length(value, head)
         elif lower == b"transfer-encoding":
             codings = [coding.strip().lower() for coding in value.split(b",")]
             if chunked or codings[-1] != b"chunked" or b"chunked" in codings[:-1]:
@@ -472,6 +480,58 @@ def parse_request_head(head: bytes) -> RequestHead:
         chunked=chunked,
         content_length=content_length,
     )
+
+
+def parse_response_head(head: bytes) -> ResponseHead:
+    """Parse a response head framed by :class:`HTTPConnection` (like
+    :func:`parse_request_head`). Folded header lines are unfolded into one space, as
+    Node does for responses."""
+    lines = head[:-4].split(b"\r\n")
+    match = _STATUS_LINE.fullmatch(lines[0])
+    if match is None:
+        raise ParseError("Invalid status line", code="HPE_INVALID_STATUS", raw_packet=head[:2048])
+    version, status, reason = match.groups()
+    raw_headers: list[tuple[bytes, bytes]] = []
+    content_length: int | None = None
+    transfer_encoding: bytes | None = None
+    for line in lines[1:]:
+        if line[:1] in (b" ", b"\t") and raw_headers:
+            name, value = raw_headers[-1]
+            raw_headers[-1] = (name, value + b" " + line.strip(b" \t"))
+            continue
+        header = _HEADER_LINE.fullmatch(line)
+        if header is None:
+            raise ParseError(
+                "Invalid header token", code="HPE_INVALID_HEADER_TOKEN", raw_packet=head[:2048]
+            )
+        name, value = header.groups()
+        raw_headers.append((name, value))
+        lower = name.lower()
+        if lower == b"content-length":
+            content_length = _content_length(value, head)
+        elif lower == b"transfer-encoding":
+            transfer_encoding = (
+                value if transfer_encoding is None else transfer_encoding + b", " + value
+            )
+    return ResponseHead(
+        int(status),
+        reason or b"",
+        version,
+        raw_headers,
+        content_length=content_length,
+        transfer_encoding=transfer_encoding,
+    )
+
+
+def _content_length(value: bytes, head: bytes) -> int:
+    text = value.strip()
+    if not text.isdigit() or int(text) >= 1 << 64:  # llhttp's length is 64-bit
+        raise ParseError(
+            "Invalid character in Content-Length",
+            code="HPE_INVALID_CONTENT_LENGTH",
+            raw_packet=head[:2048],
+        )
+    return int(text)
 
 
 class _ChunkGuard:
