@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import errno
+import functools
 import math
 import re
 import sys
@@ -58,6 +59,18 @@ def _global_agent() -> Agent:
 
 
 def _url_options(url: object) -> dict[str, Any]:
+    if isinstance(url, str):
+        return dict(_parsed_url(url))
+    return _split_url_options(url)
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed_url(url: str) -> tuple[tuple[str, Any], ...]:
+    # Clients ask for the same few URLs again and again: parse each once.
+    return tuple(_split_url_options(url).items())
+
+
+def _split_url_options(url: object) -> dict[str, Any]:
     if isinstance(url, str):
         try:
             parts = urllib.parse.urlsplit(url)
