@@ -37,6 +37,8 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Side-by-side benchmarks (wrk, taskset, node and hypercorn); see benchmarks/README.md."""
+    """Side-by-side server and client benchmarks (wrk, taskset, node, hypercorn, httpx);
+    see benchmarks/README.md. Arguments after ``--`` go to benchmarks/server.py."""
     session.install("-e", ".[bench]")
     session.run("python", "benchmarks/server.py", *session.posargs)
+    session.run("python", "benchmarks/client.py")
