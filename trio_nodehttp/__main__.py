@@ -42,7 +42,7 @@ from typing import BinaryIO, Literal, TextIO
 import attrs
 import trio
 
-from ._client import ClientRequest, request
+from ._client import ClientRequest, request, root_os_error
 from ._errors import HTTPError
 from ._headers import is_token, validate_header_name, validate_header_value
 from ._incoming import IncomingMessage
@@ -834,27 +834,15 @@ def format_head(message: IncomingMessage) -> bytes:
 
 
 def error_code(exc: BaseException) -> str | None:
-    """The Node-style code (``ECONNREFUSED``, ``ENOTFOUND``, ``HPE_*`` ...) of a failure.
-
-    Looks through causes, contexts and exception groups (trio reports a failed connect
-    as an :class:`OSError` caused by a group of one error per address tried).
-    """
-    seen: set[int] = set()
-    pending: list[BaseException] = [exc]
-    while pending:
-        current = pending.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, HTTPError):
-            return current.code
-        if isinstance(current, socket.gaierror):
-            return "ENOTFOUND"
-        number = current.errno if isinstance(current, OSError) else None
-        if number is not None and number in errno.errorcode:
-            return errno.errorcode[number]
-        pending.extend(getattr(current, "exceptions", ()))
-        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    """The Node-style code (``ECONNREFUSED``, ``ENOTFOUND``, ``HPE_*`` ...) of a failure,
+    looking through causes and exception groups for the errno of an OSError."""
+    if isinstance(exc, HTTPError):
+        return exc.code
+    root = root_os_error(exc)
+    if isinstance(root, socket.gaierror):
+        return "ENOTFOUND"
+    if root is not None and root.errno in errno.errorcode:
+        return errno.errorcode[root.errno]
     return None
 
 

@@ -687,7 +687,7 @@ _ERRNO_CODES = {
 }
 
 
-def _root_os_error(exc: BaseException) -> OSError | None:
+def root_os_error(exc: BaseException) -> OSError | None:
     """The first OSError with an errno inside ``exc`` (trio's "all attempts to
     connect failed" error carries the attempts' errors as its cause)."""
     seen: set[int] = set()
@@ -711,7 +711,7 @@ def _root_os_error(exc: BaseException) -> OSError | None:
 def connect_error(exc: OSError, host: str, port: int | None) -> HTTPError:
     """Node's error for a failed connect: ``connect ECONNREFUSED 127.0.0.1:1`` with
     ``code`` ``ECONNREFUSED`` (``ENOTFOUND`` for a name that does not resolve)."""
-    root = _root_os_error(exc) or exc
+    root = root_os_error(exc) or exc
     if isinstance(root, trio.socket.gaierror):
         return HTTPError(f"getaddrinfo ENOTFOUND {host}", code="ENOTFOUND")
     code = _ERRNO_CODES.get(root.errno or 0) or (
