@@ -841,8 +841,9 @@ def error_code(exc: BaseException) -> str | None:
     root = root_os_error(exc)
     if isinstance(root, socket.gaierror):
         return "ENOTFOUND"
-    if root is not None and root.errno in errno.errorcode:
-        return errno.errorcode[root.errno]
+    number = None if root is None else root.errno
+    if number is not None and number in errno.errorcode:
+        return errno.errorcode[number]
     return None
 
 
