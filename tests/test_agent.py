@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -839,3 +840,29 @@ async def test_cancelled_connect_gives_its_slot_to_the_next_waiter(
             assert pool(agent, name) == PoolStatistics(0, 1, 0, 0)
             assert agent.total_socket_count == 1
         nursery.cancel_scope.cancel()
+
+
+def test_global_agent_is_supervised_per_trio_run() -> None:
+    """The global agent lives with the trio run that uses it: its watcher tasks end with
+    the run and its pooled sockets are closed, leaving no file descriptor (and no
+    ResourceWarning, which the test configuration turns into an error); the next run
+    starts with empty books."""
+
+    async def one_run() -> tuple[int, int]:
+        server = http.create_server(hello)
+        async with trio.open_nursery() as nursery:
+            _, port = await nursery.start(server.listen, 0, "127.0.0.1")
+            for _ in range(3):
+                res = await http.get(f"http://127.0.0.1:{port}/")
+                assert await res.read() == b"hello"
+            pooled = http.global_agent.statistics().total_connections
+            nursery.cancel_scope.cancel()
+        return pooled, port
+
+    before = len(os.listdir("/proc/self/fd"))
+    pooled, _ = trio.run(one_run)
+    assert pooled == 1  # three requests, one keep-alive connection
+    assert len(os.listdir("/proc/self/fd")) == before
+    pooled, _ = trio.run(one_run)  # a new run: the agent re-attaches with fresh books
+    assert pooled == 1
+    assert len(os.listdir("/proc/self/fd")) == before

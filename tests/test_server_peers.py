@@ -213,3 +213,20 @@ async def test_stopping_leaves_no_socket_open(how: str) -> None:
             else:
                 nursery.cancel_scope.cancel()
     assert open_fds() == before
+
+
+async def test_S21_socket_timeout_end_to_end() -> None:
+    fired = trio.Event()
+
+    async def handler(req: http_.IncomingMessage, res: http_.ServerResponse) -> None:
+        await res.write(b"partial")
+        await fired.wait()  # the "timeout" listener releases it: notify only
+        await res.end(b"done")
+
+    server = http_.create_server(handler, timeout=0.2)
+    server.on("timeout", lambda stream: fired.set())
+    async with socket_server(server=server) as (_, port), raw_client(port) as client:
+        await client.send(get())
+        with trio.fail_after(10):
+            response = await client.read_response()
+    assert response.body == b"partialdone"
