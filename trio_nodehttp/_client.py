@@ -23,7 +23,7 @@ import h11
 import trio
 
 from ._agent import Agent, ConnectOptions, PooledConnection
-from ._connection import HTTPConnection, PrefixedStream, ResponseHead, Role
+from ._connection import HTTPConnection, PrefixedStream, ResponseHead, Role, watch_inactivity
 from ._errors import (
     ConnectionResetError,
     HTTPError,
@@ -622,18 +622,17 @@ class ClientRequest(OutgoingMessage):
 
     async def _watch_inactivity(self, scope: trio.CancelScope) -> None:
         connection = self._connection
+        if connection is None:
+            return
+
+        async def fire() -> bool:
+            await self.emit("timeout")
+            if self.res is not None and not self.res.complete:
+                await self.res.emit("timeout")
+            return True  # notify only, as in Node
+
         with scope:
-            while connection is not None and self.timeout:
-                deadline = connection.last_activity + self.timeout
-                if trio.current_time() < deadline:
-                    await trio.sleep_until(deadline)
-                    continue
-                stamp = connection.last_activity
-                await self.emit("timeout")
-                if self.res is not None and not self.res.complete:
-                    await self.res.emit("timeout")
-                while connection.last_activity == stamp and self.timeout:  # noqa: ASYNC110
-                    await trio.sleep(self.timeout)
+            await watch_inactivity(connection, lambda: self.timeout, fire)
 
 
 class _Prepend:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Awaitable, Callable
 
 import attrs
 import h11
@@ -428,6 +429,29 @@ def _request_line_fault(line: bytes) -> str:
     if not re.search(rb" HTTP/[0-9]\.[0-9]$", rest):
         return "HPE_INVALID_VERSION"
     return "HPE_INVALID_URL"
+
+
+async def watch_inactivity(
+    connection: HTTPConnection,
+    timeout_of: Callable[[], float | None],
+    fire: Callable[[], Awaitable[bool]],
+) -> None:
+    """Call ``fire`` whenever ``connection`` has had no byte in or out for
+    ``timeout_of()`` seconds: once per quiet period (Node's socket timeout fires again
+    only after new activity). Returns when ``fire`` returns ``False`` or the timeout is
+    turned off (0 or ``None``). Shared by the server's ``timeout`` and ``set_timeout`` on
+    either side."""
+    while timeout := timeout_of():
+        deadline = connection.last_activity + timeout
+        if trio.current_time() < deadline:
+            await trio.sleep_until(deadline)
+            continue
+        stamp = connection.last_activity
+        if not await fire():
+            return
+        # Activity is a timestamp, not an event: look again once per timeout.
+        while connection.last_activity == stamp and (timeout := timeout_of()):  # noqa: ASYNC110
+            await trio.sleep(timeout)
 
 
 def parse_request_head(head: bytes) -> RequestHead:

@@ -40,7 +40,7 @@ import attrs
 import h11
 import trio
 
-from ._connection import HTTPConnection, RequestHead, Role
+from ._connection import HTTPConnection, RequestHead, Role, watch_inactivity
 from ._errors import (
     ConnectionResetError,
     HeadersSentError,
@@ -901,25 +901,18 @@ class Server(EventEmitter):
             record.nursery.start_soon(self._watch_inactivity, record, record.watcher)
 
     async def _watch_inactivity(self, record: _Connection, scope: trio.CancelScope) -> None:
-        connection = record.connection
+        async def fire() -> bool:
+            try:
+                handled = await self._emit_timeout(record)
+            except Exception:
+                logger.exception("Error in a timeout listener; closing the connection")
+                handled = False
+            if not handled:
+                record.cancel_scope.cancel()  # Node: no listener, the socket is destroyed
+            return handled
+
         with scope:
-            while record.inactivity_timeout:
-                deadline = connection.last_activity + record.inactivity_timeout
-                if trio.current_time() < deadline:
-                    await trio.sleep_until(deadline)
-                    continue
-                stamp = connection.last_activity
-                try:
-                    handled = await self._emit_timeout(record)
-                except Exception:
-                    logger.exception("Error in a timeout listener; closing the connection")
-                    handled = False
-                if not handled:
-                    record.cancel_scope.cancel()
-                    break
-                # Fire again only after some activity and a new quiet period.
-                while connection.last_activity == stamp and record.inactivity_timeout:  # noqa: ASYNC110 - activity is a timestamp, not an event
-                    await trio.sleep(record.inactivity_timeout)
+            await watch_inactivity(record.connection, lambda: record.inactivity_timeout, fire)
         if record.watcher is scope:
             record.watcher = None
 
