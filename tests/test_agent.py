@@ -650,11 +650,13 @@ async def stale_server() -> AsyncIterator[tuple[int, list[tuple[int, str, bytes]
             received = bytes(client.buffer[:length])
             del client.buffer[:length]
             body = f"connection {number}".encode()
+            # Recorded before answering: the client may act on the answer before this
+            # task runs again.
+            answered.append((number, head.split(b"\r\n")[0].decode(), received))
             await client.send(
                 b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: %d\r\n\r\n%s"
                 % (len(body), body)
             )
-            answered.append((number, head.split(b"\r\n")[0].decode(), received))
             if not client.buffer:
                 await trio.lowlevel.wait_readable(stream.socket)
             stream.socket.close()

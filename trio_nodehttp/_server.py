@@ -773,7 +773,14 @@ class Server(EventEmitter):
                 event = ""
                 res.write_head(417)
         await self._run_handler(record, exchange, event)
-        return self._after_response(record, exchange) and await self._drain(record, exchange)
+        try:
+            return self._after_response(record, exchange) and await self._drain(record, exchange)
+        finally:
+            # Break the request ↔ exchange ↔ record links, so these objects are freed by
+            # reference counting (a cycle per request would leave them to the collector).
+            req._receive = None
+            req._destroy_hook = res._destroy_hook = None
+            req._timeout_hook = res._timeout_hook = None
 
     async def _run_handler(self, record: _Connection, exchange: _Exchange, event: str) -> None:
         req, res = exchange.req, exchange.res
