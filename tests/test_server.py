@@ -680,3 +680,52 @@ async def test_R15_set_headers_gathers_set_cookie() -> None:
         res.set_headers(5)  # type: ignore[arg-type]
     with pytest.raises(http.InvalidHeaderValueError):
         res.set_headers({"Set-Cookie": None})  # type: ignore[dict-item]
+
+
+async def test_R13_header_getters() -> None:
+    res = _detached_response()
+    res.set_header("X-B", "2")
+    res.set_header("x-a", ["1", "3"])
+    res.set_header("X-B", "4")  # keeps its first position, takes the new casing and value
+    assert res.get_header_names() == ["x-b", "x-a"]
+    assert res.get_raw_header_names() == ["X-B", "x-a"]
+    assert res.get_headers() == {"x-b": "4", "x-a": ["1", "3"]}
+    assert res.has_header("X-A") and not res.has_header("x-c")
+    with pytest.raises(http.InvalidArgTypeError):
+        res.get_header(5)  # type: ignore[arg-type]
+
+
+async def test_R35_write_information() -> None:
+    async def handler(req: http.IncomingMessage, res: http.ServerResponse) -> None:
+        await res.write_information(104, {"X-Progress": "50%"})
+        with pytest.raises(http.InvalidStatusCodeError):
+            await res.write_information(101)
+        with pytest.raises(http.OutOfRangeError):
+            await res.write_information(200)
+        await res.end(b"done")
+
+    async with memory_server(handler) as (_, connect):
+        client = connect()
+        await client.send(get())
+        info = await client.read_response()
+        final = await client.read_response()
+    assert (info.status, info.headers) == (104, [("X-Progress", "50%")])
+    assert final.body == b"done"
+
+
+async def test_M07_trailers_distinct() -> None:
+    seen: list[dict[str, list[str]]] = []
+
+    async def handler(req: http.IncomingMessage, res: http.ServerResponse) -> None:
+        await req.read()
+        seen.append(req.trailers_distinct)
+        await res.end()
+
+    async with memory_server(handler) as (_, connect):
+        client = connect()
+        await client.send(
+            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"1\r\na\r\n0\r\nX-T: 1\r\nx-t: 2\r\n\r\n"
+        )
+        await client.read_response()
+    assert seen == [{"x-t": ["1", "2"]}]
