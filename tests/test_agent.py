@@ -868,3 +868,29 @@ def test_global_agent_is_supervised_per_trio_run() -> None:
     pooled, _ = trio.run(one_run)  # a new run: the agent re-attaches with fresh books
     assert pooled == 1
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_an_unentered_agent_closes_wrapped_streams_when_the_run_ends() -> None:
+    """An agent used without ``async with`` is destroyed when its trio run ends, while its
+    supervising nursery can still take closing work, whatever the streams are (here a
+    socket wrapped in a StapledStream, as TLS would wrap it)."""
+
+    class WrappingAgent(http.Agent):
+        async def create_connection(self, options: http.ConnectOptions) -> trio.abc.Stream:
+            stream = await super().create_connection(options)
+            return trio.StapledStream(stream, stream)
+
+    agent = WrappingAgent(keep_alive=True)
+
+    async def run() -> None:
+        server = http.create_server(hello)
+        async with trio.open_nursery() as nursery:
+            _, port = await nursery.start(server.listen, 0, "127.0.0.1")
+            res = await http.get(f"http://127.0.0.1:{port}/", agent=agent)
+            assert await res.read() == b"hello"
+            assert agent.statistics().total_connections == 1
+            nursery.cancel_scope.cancel()
+
+    before = len(os.listdir("/proc/self/fd"))
+    trio.run(run)
+    assert len(os.listdir("/proc/self/fd")) == before

@@ -729,3 +729,34 @@ async def test_M07_trailers_distinct() -> None:
         )
         await client.read_response()
     assert seen == [{"x-t": ["1", "2"]}]
+
+
+async def test_upgrade_request_with_a_bad_or_huge_body_gets_an_answer() -> None:
+    server = http.create_server(hello)
+    server.on("upgrade", lambda req, stream, head: None)
+    head = b"POST / HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: x\r\n"
+    async with memory_server(server=server) as (_, connect):
+        client = connect()
+        await client.send(head + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n")
+        assert (await client.read_until_closed()).startswith(b"HTTP/1.1 400 Bad Request")
+        client = connect()
+        await client.send(head + b"Content-Length: 2000000\r\n\r\n" + b"x" * 1_100_000)
+        assert (await client.read_until_closed()).startswith(b"HTTP/1.1 413 Payload Too Large")
+
+
+async def test_handler_error_500_starts_from_a_fresh_response(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def handler(req: http.IncomingMessage, res: http.ServerResponse) -> None:
+        res.remove_header("content-length")
+        res.remove_header("date")
+        raise RuntimeError("after removing headers")
+
+    with caplog.at_level(logging.CRITICAL, logger="trio_nodehttp"):
+        async with memory_server(handler) as (_, connect):
+            client = connect()
+            await client.send(get())
+            res = await client.read_response()
+    assert res.status == 500
+    assert res.header("Content-Length") == str(len(b"Internal Server Error"))
+    assert res.header("Date") is not None

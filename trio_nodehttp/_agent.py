@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from ._connection import HTTPConnection, Role
+from ._connection import HTTPConnection, Role, close_stream_now
 from ._errors import InvalidArgTypeError, InvalidArgValueError, OutOfRangeError
 from ._events import EventEmitter
 from ._headers import max_header_size as default_max_header_size
@@ -284,9 +284,11 @@ class Agent(EventEmitter):
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 ready.set()
-                await trio.sleep_forever()
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    self.destroy()  # while the nursery can still take closing tasks
         finally:
-            self.destroy()
             self._nursery = None
 
     def destroy(self) -> None:
@@ -635,10 +637,8 @@ class Agent(EventEmitter):
 
 
 def _close_now(stream: trio.abc.Stream, nursery: trio.Nursery | None) -> None:
-    """Close a stream without awaiting: sockets at once, other streams in the nursery."""
-    if isinstance(stream, trio.SocketStream):
-        stream.socket.close()
-    elif nursery is not None:
+    """Close a stream without awaiting: at once when it can be, else in the nursery."""
+    if not close_stream_now(stream) and nursery is not None:
         nursery.start_soon(trio.aclose_forcefully, stream)
 
 

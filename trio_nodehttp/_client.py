@@ -23,7 +23,14 @@ import h11
 import trio
 
 from ._agent import Agent, ConnectOptions, PooledConnection
-from ._connection import HTTPConnection, PrefixedStream, ResponseHead, Role, watch_inactivity
+from ._connection import (
+    HTTPConnection,
+    PrefixedStream,
+    ResponseHead,
+    Role,
+    close_stream_now,
+    watch_inactivity,
+)
 from ._errors import (
     ConnectionResetError,
     HTTPError,
@@ -35,7 +42,7 @@ from ._errors import (
     UnescapedCharactersError,
 )
 from ._events import Listener
-from ._headers import check_header_pairs, is_token, max_header_size
+from ._headers import check_header_pairs, is_token, keeps_alive, max_header_size
 from ._incoming import IncomingMessage
 from ._outgoing import OutgoingMessage
 
@@ -45,8 +52,6 @@ _BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE", "CON
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _UNESCAPED = re.compile(r"[^\u0021-\u00ff]")
 _EXPECT_CONTINUE = re.compile(r"(?:^|\W)100-continue(?:$|\W)", re.IGNORECASE)
-_CLOSE_TOKEN = re.compile(rb"(?:^|\W)close(?:$|\W)", re.IGNORECASE)
-_KEEP_ALIVE_TOKEN = re.compile(rb"(?:^|\W)keep-alive(?:$|\W)", re.IGNORECASE)
 
 #: How long ``end()`` waits for ``100 Continue`` before sending the body anyway.
 CONTINUE_TIMEOUT = 1.0
@@ -406,9 +411,7 @@ class ClientRequest(OutgoingMessage):
         else:
             await OutgoingMessage.end(self, chunk, encoding)
             assert self._connection is not None
-            self._connection.start_response(
-                self.method.encode("ascii"), upgrade=self.has_header("upgrade")
-            )
+            self._connection.start_response(self.method.encode("ascii"))
         return await self._read_response()
 
     async def _read_response(self) -> IncomingMessage:
@@ -493,7 +496,10 @@ class ClientRequest(OutgoingMessage):
         reusable = (
             self.should_keep_alive
             and self.writable_finished
-            and _response_keeps_alive(res)
+            and keeps_alive(
+                [value for name, value in res._raw_pairs if name.lower() == b"connection"],
+                res.http_version,
+            )
             and not connection.has_buffered_data
             and not connection.broken
         )
@@ -557,9 +563,7 @@ class ClientRequest(OutgoingMessage):
             assert self._connection is not None
             for part in record:
                 await self._connection.send_all(part)
-            self._connection.start_response(
-                self.method.encode("ascii"), upgrade=self.has_header("upgrade")
-            )
+            self._connection.start_response(self.method.encode("ascii"))
             return await self._read_response()
         except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionResetError) as exc:
             self._abandon()
@@ -666,18 +670,13 @@ def _unhook(res: IncomingMessage) -> None:
         res._receive = None
 
 
-def _response_keeps_alive(res: IncomingMessage) -> bool:
-    values = b", ".join(value for name, value in res._raw_pairs if name.lower() == b"connection")
-    if res.http_version == "1.1":
-        return not _CLOSE_TOKEN.search(values)
-    return bool(_KEEP_ALIVE_TOKEN.search(values))
-
-
 def _close_soon(connection: HTTPConnection) -> None:
+    """Close a one-shot (agentless) connection without awaiting."""
     connection.mark_broken()
-    stream = connection.stream
-    if isinstance(stream, trio.SocketStream):
-        stream.socket.close()
+    if not close_stream_now(connection.stream):
+        nursery = _global_agent()._nursery  # supervised by the run: closes it soon
+        if nursery is not None:
+            nursery.start_soon(trio.aclose_forcefully, connection.stream)
 
 
 _ERRNO_CODES = {

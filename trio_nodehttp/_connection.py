@@ -91,6 +91,10 @@ class RequestHead:
     #: The body is chunked (else it is ``content_length`` bytes long).
     chunked: bool = False
     content_length: int = 0
+    #: The values of the headers the server acts on, found in the same pass.
+    connection: list[bytes] = attrs.field(factory=list)
+    expect: bytes | None = None
+    upgrade: bytes | None = None
 
 
 @attrs.define(slots=True)
@@ -117,8 +121,8 @@ class Role(enum.Enum):
 class HTTPConnection:
     """An HTTP/1.1 connection over any :class:`trio.abc.Stream`.
 
-    ``max_header_size`` is the byte budget of a message head, request or status line
-    included. ``last_activity`` is the
+    ``max_header_size`` is the budget of a message head, counted as llhttp counts it
+    (:func:`counted_head_size`). ``last_activity`` is the
     :func:`trio.current_time` of the last byte read or written, for inactivity timers.
     """
 
@@ -237,7 +241,7 @@ class HTTPConnection:
             self.state = ReadState.READING_BODY
         return request
 
-    def start_response(self, method: bytes, *, upgrade: bool = False) -> None:
+    def start_response(self, method: bytes) -> None:
         """Prepare to read the response to a request just sent (client side): how a
         response is framed depends on the request it answers (HEAD, CONNECT)."""
         self._request_method = method
@@ -467,7 +471,7 @@ def parse_request_head(head: bytes) -> RequestHead:
 
     Request heads are parsed here rather than by h11 because it is the per-request hot
     path and a few regular expressions do it several times faster; h11 still frames
-    chunked bodies and parses every response.
+    chunked bodies.
     """
     lines = head[:-4].split(b"\r\n")
     match = _REQUEST_LINE.fullmatch(lines[0])
@@ -480,6 +484,8 @@ def parse_request_head(head: bytes) -> RequestHead:
     has_host = False
     chunked = False
     content_length = 0
+    connection: list[bytes] = []
+    expect = upgrade = None
     for line in lines[1:]:
         header = _HEADER_LINE.fullmatch(line)
         if header is None:
@@ -491,6 +497,12 @@ def parse_request_head(head: bytes) -> RequestHead:
         lower = name.lower()
         if lower == b"host":
             has_host = True
+        elif lower == b"connection":
+            connection.append(value)
+        elif lower == b"expect":
+            expect = value if expect is None else expect
+        elif lower == b"upgrade":
+            upgrade = value if upgrade is None else upgrade
         elif lower == b"content-length":
             content_length = _content_length(value, head)
         elif lower == b"transfer-encoding":
@@ -510,6 +522,9 @@ def parse_request_head(head: bytes) -> RequestHead:
         missing_host=not has_host and version == b"1.1",
         chunked=chunked,
         content_length=content_length,
+        connection=connection,
+        expect=expect,
+        upgrade=upgrade,
     )
 
 
@@ -696,6 +711,27 @@ def _body_error(exc: h11.RemoteProtocolError) -> ParseError:
     if "chunk" in text.lower():
         return ParseError(text, code="HPE_INVALID_CHUNK_SIZE")
     return ParseError(text, code="HPE_INVALID_CONSTANT")
+
+
+def close_stream_now(stream: trio.abc.Stream) -> bool:
+    """Close ``stream`` synchronously if its make allows (sockets, memory streams, and
+    streams stacked on those, such as TLS); ``False`` if it must be closed with an
+    ``await``."""
+    if isinstance(stream, trio.SocketStream):
+        stream.socket.close()
+        return True
+    if isinstance(stream, trio.StapledStream):
+        sent = close_stream_now(stream.send_stream)
+        received = close_stream_now(stream.receive_stream)
+        return sent and received
+    inner = getattr(stream, "transport_stream", None) or getattr(stream, "stream", None)
+    if isinstance(inner, trio.abc.Stream):
+        return close_stream_now(inner)
+    close = getattr(stream, "close", None)  # trio.testing's memory streams
+    if callable(close):
+        close()
+        return True
+    return False
 
 
 class PrefixedStream(trio.abc.HalfCloseableStream):

@@ -248,6 +248,23 @@ def fold_headers(raw: RawHeaders, join_duplicates: bool = False) -> IncomingHead
     return headers
 
 
+_CLOSE_TOKEN = re.compile(rb"(?:^|\W)close(?:$|\W)", re.IGNORECASE)
+_KEEP_ALIVE_TOKEN = re.compile(rb"(?:^|\W)keep-alive(?:$|\W)", re.IGNORECASE)
+
+
+def keeps_alive(connection: list[bytes], http_version: bytes | str) -> bool:
+    """Whether a received message lets its connection carry another, from its
+    ``Connection`` values (llhttp's rule): HTTP/1.1 unless ``close``; HTTP/1.0 only with
+    ``keep-alive``."""
+    modern = http_version in (b"1.1", "1.1")
+    if not connection:
+        return modern
+    joined = b", ".join(connection)
+    if modern:
+        return not _CLOSE_TOKEN.search(joined)
+    return bool(_KEEP_ALIVE_TOKEN.search(joined))
+
+
 def distinct_headers(raw: RawHeaders) -> dict[str, list[str]]:
     """Node's ``message.headersDistinct``: every value of every name, as a list."""
     out: dict[str, list[str]] = {}

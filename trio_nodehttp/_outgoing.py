@@ -413,8 +413,9 @@ class OutgoingMessage(EventEmitter):
     ) -> None:
         """Send a piece of the body (the head first, if not sent yet).
 
-        Returns once the bytes are with the kernel. An empty chunk sends nothing (it
-        never ends a chunked body). Node: ``write(chunk[, encoding])``.
+        Returns once the bytes are with the kernel. An empty chunk sends no body bytes (it
+        never ends a chunked body); a head still pending goes out.
+        Node: ``write(chunk[, encoding])``.
         """
         self._check_writable()
         data = to_bytes(chunk, encoding)

@@ -54,7 +54,7 @@ from ._errors import (
     RequestTimeoutError,
 )
 from ._events import EventEmitter, Listener
-from ._headers import HeaderValue, OutgoingHeaders, check_header_pairs, max_header_size
+from ._headers import HeaderValue, OutgoingHeaders, check_header_pairs, keeps_alive, max_header_size
 from ._incoming import IncomingMessage
 from ._outgoing import _CHUNKED_TOKEN, OutgoingMessage
 from ._status import METHOD_SET, STATUS_CODES
@@ -62,8 +62,6 @@ from ._status import METHOD_SET, STATUS_CODES
 logger = logging.getLogger("trio_nodehttp")
 
 _EXPECT_CONTINUE = re.compile(rb"(?:^|\W)100-continue(?:$|\W)", re.IGNORECASE)
-_CLOSE_TOKEN = re.compile(rb"(?:^|\W)close(?:$|\W)", re.IGNORECASE)
-_KEEP_ALIVE_TOKEN = re.compile(rb"(?:^|\W)keep-alive(?:$|\W)", re.IGNORECASE)
 _LINK = re.compile(r'^<[^>]*>(?:\s*;\s*[^;"\s]+(?:=(")?[^;"\s]*\1)?)*$')
 _INVALID_STATUS_CHAR = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
 
@@ -71,6 +69,10 @@ _INVALID_STATUS_CHAR = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
 # that unread request bytes do not turn the close into a reset that eats the response.
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 256 * 1024
+
+# The body of an upgrade request is read before the listener runs and kept for it; past
+# this size the request is refused with 413 (Node streams it; see the docs' differences).
+_UPGRADE_BODY_LIMIT = 1024 * 1024
 
 # accept() errors that mean "out of resources": back off instead of crashing (as trio's
 # serve_listeners does).
@@ -80,6 +82,7 @@ _ACCEPT_BACKOFF_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUF
 _ACCEPTED_VERSIONS = frozenset({b"1.1", b"1.0", b"0.9", b"2.0"})
 
 _CANNED_STATUS = {
+    "ERR_UPGRADE_BODY_TOO_LARGE": 413,
     "HPE_HEADER_OVERFLOW": 431,
     "HPE_CHUNK_EXTENSIONS_OVERFLOW": 413,
     "ERR_HTTP_REQUEST_TIMEOUT": 408,
@@ -716,17 +719,14 @@ class Server(EventEmitter):
             receive=exchange.receive,
         )
         exchange.req = req
-        facts = _RequestFacts(head.raw_headers)
-        if facts.transfer_encoding is None and (
-            facts.content_length is None or facts.content_length.strip() == b"0"
-        ):
+        if not head.chunked and not head.content_length:
             item = connection.receive_body_nowait()
             if isinstance(item, h11.EndOfMessage):
                 req.complete = True
                 request_scope.deadline = math.inf
         res = ServerResponse(req, connection)
         exchange.res = res
-        if self._closing or not facts.keeps_alive(version):
+        if self._closing or not keeps_alive(head.connection, version):
             res.should_keep_alive = False
         if self.reject_non_standard_body_writes:
             res._reject_body_writes = True
@@ -747,7 +747,7 @@ class Server(EventEmitter):
             return False
 
         is_connect = method == b"CONNECT"
-        if is_connect or (facts.upgrade is not None and self._should_upgrade(req)):
+        if is_connect or (head.upgrade is not None and self._should_upgrade(req)):
             return await self._upgrade(record, exchange, "connect" if is_connect else "upgrade")
 
         limit = self.max_requests_per_socket
@@ -761,7 +761,7 @@ class Server(EventEmitter):
             res._max_requests_reached = True
 
         event = "request"
-        expect = facts.expect
+        expect = head.expect
         if expect is not None and version == b"1.1":
             if _EXPECT_CONTINUE.search(expect):
                 res._expect_continue = True
@@ -817,10 +817,16 @@ class Server(EventEmitter):
         if res.headers_sent or record.connection.broken:
             record.connection.mark_broken()
             return
-        res._store = OutgoingHeaders()
-        res.status_code = 500
-        res.status_message = None
-        await res.end(STATUS_CODES[500])
+        # A fresh response: nothing the handler set (headers removed, date off,
+        # trailers …) carries over into the 500.
+        fresh = ServerResponse(req, record.connection)
+        fresh.should_keep_alive = res.should_keep_alive
+        fresh._server = self
+        fresh._keep_alive_header = res._keep_alive_header
+        fresh._max_requests_reached = res._max_requests_reached
+        exchange.res = record.response = fresh
+        fresh.status_code = 500
+        await fresh.end(STATUS_CODES[500])
 
     def _after_response(self, record: _Connection, exchange: _Exchange) -> bool:
         res = exchange.res
@@ -851,10 +857,26 @@ class Server(EventEmitter):
         req.upgrade = True
         body: list[bytes] = []
         if not req.complete:
+            # The post-body bytes belong to the new protocol, so the body is read first;
+            # it is kept for the listener, up to _UPGRADE_BODY_LIMIT bytes.
+            size = 0
+            error: HTTPError | None = None
             with exchange.request_scope:
-                body = [chunk async for chunk in req]
-            if not req.complete:
-                await self._client_error(record, RequestTimeoutError("Request timeout"))
+                try:
+                    async for chunk in req:
+                        size += len(chunk)
+                        if size > _UPGRADE_BODY_LIMIT:
+                            error = ParseError(
+                                "Upgrade request body too large", code="ERR_UPGRADE_BODY_TOO_LARGE"
+                            )
+                            break
+                        body.append(chunk)
+                except ParseError as exc:
+                    error = exc
+            if error is None and not req.complete:
+                error = RequestTimeoutError("Request timeout")
+            if error is not None:
+                await self._client_error(record, error)
                 return False
         if body:
             req._raw_trailer_pairs = []
@@ -931,41 +953,6 @@ class Server(EventEmitter):
         if res is not None:
             handled = await res.emit("timeout") or handled
         return await self.emit("timeout", record.connection.stream) or handled
-
-
-class _RequestFacts:
-    """What the server needs from a request's headers, found in one pass."""
-
-    __slots__ = ("connection", "content_length", "expect", "transfer_encoding", "upgrade")
-
-    def __init__(self, raw_headers: list[tuple[bytes, bytes]]) -> None:
-        self.connection: list[bytes] = []
-        self.content_length: bytes | None = None
-        self.expect: bytes | None = None
-        self.transfer_encoding: bytes | None = None
-        self.upgrade: bytes | None = None
-        for raw_name, value in raw_headers:
-            name = raw_name.lower()
-            if name == b"connection":
-                self.connection.append(value)
-            elif name == b"content-length":
-                self.content_length = value
-            elif name == b"transfer-encoding":
-                self.transfer_encoding = value
-            elif name == b"expect" and self.expect is None:
-                self.expect = value
-            elif name == b"upgrade" and self.upgrade is None:
-                self.upgrade = value
-
-    def keeps_alive(self, version: bytes) -> bool:
-        """Node's parser rule: HTTP/1.1 unless ``Connection: close``; HTTP/1.0 only
-        with ``Connection: keep-alive``."""
-        if not self.connection:
-            return version == b"1.1"
-        joined = b", ".join(self.connection)
-        if version == b"1.1":
-            return not _CLOSE_TOKEN.search(joined)
-        return bool(_KEEP_ALIVE_TOKEN.search(joined))
 
 
 async def _linger(connection: HTTPConnection) -> None:
