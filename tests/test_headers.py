@@ -32,7 +32,6 @@ from trio_nodehttp._headers import (
     distinct_headers,
     fold_headers,
     is_token,
-    value_text,
 )
 
 NODE = shutil.which("node")
@@ -538,13 +537,6 @@ def test_R12_append_does_not_change_a_list_the_caller_passed_to_set() -> None:
     headers.append("X-L", "b")
     assert headers.get("x-l") == ["a", "b"]
     assert mine == ["a"]
-
-
-def test_value_text() -> None:
-    assert value_text("a") == "a"
-    assert value_text(5) == "5"
-    assert value_text(["a", 1, "b"]) == "a, 1, b"
-    assert value_text([]) == ""
 
 
 # --- differential: OutgoingMessage's header API in node ---------------------------------------

@@ -321,11 +321,11 @@ async def test_R08_set_header_validation() -> None:
 
 
 def _detached_response() -> http.ServerResponse:
-    from trio_nodehttp._connection import HTTPConnection, Role
+    from trio_nodehttp._connection import HTTPConnection
 
     req = http.IncomingMessage(None, [], b"1.1", method="GET", url="/")
     stream = trio.testing.memory_stream_pair()[0]
-    return http.ServerResponse(req, HTTPConnection(stream, Role.SERVER))
+    return http.ServerResponse(req, HTTPConnection(stream))
 
 
 async def test_handler_returning_without_end_gets_response_ended() -> None:

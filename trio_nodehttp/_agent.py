@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from ._connection import HTTPConnection, Role, close_stream_now
-from ._errors import InvalidArgTypeError, InvalidArgValueError, OutOfRangeError
+from ._connection import HTTPConnection, close_stream_now
+from ._errors import InvalidArgValueError, check_number
 from ._events import EventEmitter
 from ._headers import max_header_size as default_max_header_size
 
@@ -150,16 +150,6 @@ class AgentStatistics:
         return " | ".join([f"{self.total_connections} connections", *parts])
 
 
-def _check_count(name: str, value: object, minimum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidArgTypeError(f'The "{name}" argument must be of type number')
-    if value != value or value < minimum:
-        raise OutOfRangeError(
-            f'The value of "{name}" is out of range. It must be >= {minimum:g}. Received {value!r}'
-        )
-    return value
-
-
 class Agent(EventEmitter):
     """Pools of connections per origin, reused for keep-alive. Node: ``http.Agent``.
 
@@ -203,17 +193,17 @@ class Agent(EventEmitter):
         #: Keep connections for reuse. Node: ``agent.keepAlive``.
         self.keep_alive = bool(keep_alive)
         #: TCP keep-alive initial delay, seconds (0 means 1). Node: ``keepAliveMsecs``.
-        self.keep_alive_msecs = _check_count("keep_alive_msecs", keep_alive_msecs, 0) or 1.0
+        self.keep_alive_msecs = check_number("keep_alive_msecs", keep_alive_msecs, 0) or 1.0
         #: Connections per origin (0 means no limit). Node: ``agent.maxSockets``.
-        self.max_sockets = _check_count("max_sockets", max_sockets, 0) or math.inf
+        self.max_sockets = check_number("max_sockets", max_sockets, 0) or math.inf
         #: Connections across origins. Node: ``agent.maxTotalSockets``.
-        self.max_total_sockets = _check_count("max_total_sockets", max_total_sockets, 1)
+        self.max_total_sockets = check_number("max_total_sockets", max_total_sockets, 1)
         #: Idle connections kept per origin (0 means 256). Node: ``agent.maxFreeSockets``.
-        self.max_free_sockets = int(_check_count("max_free_sockets", max_free_sockets, 0) or 256)
+        self.max_free_sockets = int(check_number("max_free_sockets", max_free_sockets, 0) or 256)
         #: ``"lifo"`` or ``"fifo"``. Node: ``scheduling``.
         self.scheduling = scheduling
         #: Idle timeout of connections, seconds (``None``: none). Node: ``timeout``.
-        self.timeout = None if timeout is None else _check_count("timeout", timeout, 0) or None
+        self.timeout = None if timeout is None else check_number("timeout", timeout, 0) or None
         buffer = agent_keep_alive_timeout_buffer
         if (
             isinstance(buffer, bool)
@@ -370,17 +360,8 @@ class Agent(EventEmitter):
 
         Node: ``agent.createConnection(options)``.
         """
-        if options.socket_path is not None:
-            return await trio.open_unix_socket(options.socket_path)
-        host = options.host
-        if options.family in (4, 6):
-            family = stdlib_socket.AF_INET if options.family == 4 else stdlib_socket.AF_INET6
-            infos = await trio.socket.getaddrinfo(
-                host, options.port, family=family, type=stdlib_socket.SOCK_STREAM
-            )
-            host = str(infos[0][4][0])
-        stream = await trio.open_tcp_stream(host, options.port, local_address=options.local_address)
-        if self.keep_alive:
+        stream = await open_stream(options)
+        if self.keep_alive and isinstance(stream, trio.SocketStream):
             _set_tcp_keep_alive(stream, self.keep_alive_msecs)
         return stream
 
@@ -509,7 +490,7 @@ class Agent(EventEmitter):
             raise
         pool.connecting -= 1
         pooled = PooledConnection(
-            HTTPConnection(stream, Role.CLIENT, max_header_size=self.max_header_size), pool.name
+            HTTPConnection(stream, max_header_size=self.max_header_size), pool.name
         )
         pool.active.append(pooled)
         return pooled
@@ -598,8 +579,8 @@ class Agent(EventEmitter):
         failing that, the first origin whose queue is held back by the total cap."""
         candidates = [pool, *(p for p in self._pools.values() if p is not pool)]
         for candidate in candidates:
-            for waiter in candidate.waiters:
-                if not waiter.event.is_set() and self._can_connect(candidate):
+            for waiter in candidate.waiters:  # the oldest only: a woken one left the queue
+                if self._can_connect(candidate):
                     # The slot is reserved in the books now, so that nobody else takes
                     # it and the pool is not forgotten before the waiter runs.
                     candidate.waiters.remove(waiter)
@@ -634,6 +615,21 @@ class Agent(EventEmitter):
             done.set()
         if died:
             self._drop(pooled)
+
+
+async def open_stream(options: ConnectOptions) -> trio.abc.Stream:
+    """Connect as ``options`` say: a Unix socket, or TCP (over IPv4 or IPv6 only when
+    ``family`` is 4 or 6)."""
+    if options.socket_path is not None:
+        return await trio.open_unix_socket(options.socket_path)
+    host = options.host
+    if options.family in (4, 6):
+        family = stdlib_socket.AF_INET if options.family == 4 else stdlib_socket.AF_INET6
+        infos = await trio.socket.getaddrinfo(
+            host, options.port, family=family, type=stdlib_socket.SOCK_STREAM
+        )
+        host = str(infos[0][4][0])
+    return await trio.open_tcp_stream(host, options.port, local_address=options.local_address)
 
 
 def _close_now(stream: trio.abc.Stream, nursery: trio.Nursery | None) -> None:

@@ -22,12 +22,11 @@ from typing import Any
 import h11
 import trio
 
-from ._agent import Agent, ConnectOptions, PooledConnection
+from ._agent import Agent, ConnectOptions, PooledConnection, open_stream
 from ._connection import (
     HTTPConnection,
     PrefixedStream,
     ResponseHead,
-    Role,
     close_stream_now,
     watch_inactivity,
 )
@@ -325,9 +324,7 @@ class ClientRequest(OutgoingMessage):
                 self.reused_socket = False
         else:
             stream = await self._open_direct()
-            self._connection = HTTPConnection(
-                stream, Role.CLIENT, max_header_size=self._max_header_size
-            )
+            self._connection = HTTPConnection(stream, max_header_size=self._max_header_size)
         self._connection.max_header_size = self._max_header_size
         self._received_before = self._connection.bytes_received
         self._sent_before = self._connection.bytes_sent
@@ -351,7 +348,7 @@ class ClientRequest(OutgoingMessage):
                 if not isinstance(stream, trio.abc.Stream):
                     stream = await stream
                 return stream  # type: ignore[no-any-return]
-            return await Agent().create_connection(self._connect_options())
+            return await open_stream(self._connect_options())
         except OSError as exc:
             raise connect_error(
                 exc, self.socket_path or self.host, None if self.socket_path else self.port

@@ -111,13 +111,6 @@ class ResponseHead:
     transfer_encoding: bytes | None = None
 
 
-class Role(enum.Enum):
-    """Which side of the connection we are."""
-
-    SERVER = "server"
-    CLIENT = "client"
-
-
 class HTTPConnection:
     """An HTTP/1.1 connection over any :class:`trio.abc.Stream`.
 
@@ -137,7 +130,6 @@ class HTTPConnection:
         "eof",
         "last_activity",
         "max_header_size",
-        "role",
         "state",
         "stream",
     )
@@ -145,12 +137,10 @@ class HTTPConnection:
     def __init__(
         self,
         stream: trio.abc.Stream,
-        role: Role,
         *,
         max_header_size: int = 16384,
     ) -> None:
         self.stream = stream
-        self.role = role
         self.max_header_size = max_header_size
         self.state = ReadState.IDLE
         self.eof = False
@@ -418,6 +408,7 @@ class HTTPConnection:
         if closed:
             self.eof = True
         self._parser = None
+        self._chunk_guard = None
         self.state = ReadState.IDLE
 
     # --- hand-over --------------------------------------------------------------------

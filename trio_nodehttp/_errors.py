@@ -190,6 +190,22 @@ class ConnectionResetError(HTTPError, builtins.ConnectionResetError):
         self.strerror = message
 
 
+def check_number(name: str, value: object, minimum: float = 0, *, integer: bool = False) -> float:
+    """``value`` if it is a number (an integer, with ``integer``) of at least ``minimum``;
+    else Node's ``ERR_INVALID_ARG_TYPE`` or ``ERR_OUT_OF_RANGE``. Booleans and NaN are
+    refused."""
+    kinds = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        kind = "integer" if integer else "number"
+        raise InvalidArgTypeError(f'The "{name}" argument must be of type {kind}')
+    assert isinstance(value, (int, float))
+    if value != value or value < minimum:
+        raise OutOfRangeError(
+            f'The value of "{name}" is out of range. It must be >= {minimum:g}. Received {value!r}'
+        )
+    return value
+
+
 __all__ = [
     "BodyNotAllowedError",
     "ConnectionResetError",

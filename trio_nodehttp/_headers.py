@@ -116,13 +116,6 @@ def _value_items(name: str, value: object) -> Sequence[str | int]:
     )
 
 
-def value_text(value: HeaderValue) -> str:
-    """One header value as text: lists are joined with ``", "`` (for inspection only)."""
-    if isinstance(value, (str, int)):
-        return str(value)
-    return ", ".join(str(item) for item in value)
-
-
 class OutgoingHeaders:
     """The headers of a message being written, keyed case-insensitively.
 

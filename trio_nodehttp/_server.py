@@ -40,7 +40,7 @@ import attrs
 import h11
 import trio
 
-from ._connection import HTTPConnection, RequestHead, Role, watch_inactivity
+from ._connection import HTTPConnection, RequestHead, watch_inactivity
 from ._errors import (
     ConnectionResetError,
     HeadersSentError,
@@ -52,9 +52,17 @@ from ._errors import (
     OutOfRangeError,
     ParseError,
     RequestTimeoutError,
+    check_number,
 )
 from ._events import EventEmitter, Listener
-from ._headers import HeaderValue, OutgoingHeaders, check_header_pairs, keeps_alive, max_header_size
+from ._headers import (
+    HeaderValue,
+    check_header_pairs,
+    keeps_alive,
+    max_header_size,
+    validate_header_name,
+    validate_header_value,
+)
 from ._incoming import IncomingMessage
 from ._outgoing import _CHUNKED_TOKEN, OutgoingMessage
 from ._status import METHOD_SET, STATUS_CODES
@@ -214,8 +222,8 @@ class ServerResponse(OutgoingMessage):
         for name, value in hints.items():
             if name.lower() == "link":
                 continue
-            store = OutgoingHeaders()
-            store.set(name, value)
+            validate_header_name(name)
+            validate_header_value(name, value)
             values = [value] if isinstance(value, (str, int)) else list(value)
             lines.extend(f"{name}: {item}" for item in values)
         await self._send_informational(103, lines)
@@ -233,10 +241,9 @@ class ServerResponse(OutgoingMessage):
             )
         lines: list[str] = []
         if headers:
-            store = OutgoingHeaders()
-            for name, value in headers.items():
-                store.set(name, value)
-            for _, raw, value in store.items():
+            for raw, value in headers.items():
+                validate_header_name(raw)
+                validate_header_value(raw, value)
                 values = [value] if isinstance(value, (str, int)) else list(value)
                 lines.extend(f"{raw}: {item}" for item in values)
         await self._send_informational(status_code, lines)
@@ -327,19 +334,11 @@ class _Exchange:
 
 
 def _check_timeout(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidArgTypeError(f'The "{name}" argument must be of type number')
-    if value < 0 or value != value:
-        raise OutOfRangeError(f'The value of "{name}" is out of range. It must be >= 0.')
-    return float(value)
+    return float(check_number(name, value))
 
 
 def _check_count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgTypeError(f'The "{name}" argument must be of type integer')
-    if value < 0:
-        raise OutOfRangeError(f'The value of "{name}" is out of range. It must be >= 0.')
-    return value
+    return int(check_number(name, value, integer=True))
 
 
 class Server(EventEmitter):
@@ -606,7 +605,6 @@ class Server(EventEmitter):
     async def _run_connection(self, stream: trio.abc.Stream, nursery: trio.Nursery) -> None:
         connection = HTTPConnection(
             stream,
-            Role.SERVER,
             max_header_size=self.max_header_size,
         )
         record = _Connection(connection, nursery)
