@@ -100,6 +100,7 @@ CASES = {
     ),
     "http20-served-as-10": (request("Host: a", start="GET / HTTP/2.0"), 200),
     "http12": (request("Host: a", start="GET / HTTP/1.2"), 400),
+    "no-version-served-as-09": (request("Host: a", start="GET /"), 200),
     "missing-host": (request("X: 1"), 400),
     "leading-crlf": (b"\r\n\r\n" + request("Host: a"), 200),
     "cl-and-te": (request("Host: a", "Content-Length: 3", "Transfer-Encoding: chunked"), 400),

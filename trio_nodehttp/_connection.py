@@ -61,6 +61,7 @@ _CHUNKED_HEAD = b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 # llhttp, like this, takes several spaces between the parts of the request line.
 _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") +([\x21-\x7e]+) +HTTP/([0-9]\.[0-9])")
+_SIMPLE_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") +([\x21-\x7e]+)")
 # The value's characters were checked over the whole head (_BAD_HEAD_BYTE).
 _HEADER_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(.*?)[ \t]*")
 _BAD_HEAD_BYTE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -466,11 +467,16 @@ def parse_request_head(head: bytes) -> RequestHead:
     """
     lines = head[:-4].split(b"\r\n")
     match = _REQUEST_LINE.fullmatch(lines[0])
-    if match is None:
+    if match is not None:
+        method, target, version = match.groups()
+    elif (simple := _SIMPLE_REQUEST_LINE.fullmatch(lines[0])) is not None:
+        # An HTTP/0.9-style line with no version: llhttp serves it as 0.9 (like 1.0).
+        method, target = simple.groups()
+        version = b"0.9"
+    else:
         raise ParseError(
             "Invalid request line", code=_request_line_fault(lines[0]), raw_packet=head[:2048]
         )
-    method, target, version = match.groups()
     raw_headers: list[tuple[bytes, bytes]] = []
     has_host = False
     chunked = False
