@@ -42,7 +42,7 @@ from typing import BinaryIO, Literal, TextIO
 import attrs
 import trio
 
-from ._client import ClientRequest, request, root_os_error
+from ._client import ClientRequest, connect_error, request, root_os_error
 from ._errors import HTTPError
 from ._headers import is_token, validate_header_name, validate_header_value
 from ._incoming import IncomingMessage
@@ -852,13 +852,11 @@ def describe_error(exc: BaseException, host: str, port: int, *, connected: bool)
     [ECONNREFUSED]``, ``socket hang up [ECONNRESET]`` ..."""
     if isinstance(exc, HTTPError):
         return str(exc)  # already ends with its code
+    if not connected and isinstance(exc, OSError):
+        return str(connect_error(exc, host, port))
     code = error_code(exc)
     if code is None:
         return str(exc) or type(exc).__name__
-    if code == "ENOTFOUND":
-        return f"getaddrinfo ENOTFOUND {host} [ENOTFOUND]"
-    if not connected:
-        return f"connect {code} {host}:{port} [{code}]"
     return f"{exc or type(exc).__name__} [{code}]"
 
 

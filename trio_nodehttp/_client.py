@@ -43,7 +43,7 @@ from ._errors import (
 from ._events import Listener
 from ._headers import check_header_pairs, is_token, keeps_alive, max_header_size
 from ._incoming import IncomingMessage
-from ._outgoing import OutgoingMessage
+from ._outgoing import OutgoingMessage, to_bytes
 
 # Methods whose requests carry no body unless one is written (Node's
 # useChunkedEncodingByDefault is false for them).
@@ -384,13 +384,9 @@ class ClientRequest(OutgoingMessage):
     ) -> IncomingMessage:
         expect = self.get_header("expect")
         if isinstance(expect, str) and _EXPECT_CONTINUE.search(expect) and not self._head_rendered:
-            if chunk is not None and not isinstance(chunk, str):
-                chunk = bytes(chunk)
-            self._content_length = (
-                0
-                if chunk is None
-                else len(chunk.encode(encoding) if isinstance(chunk, str) else chunk)
-            )
+            if chunk is not None:
+                chunk = to_bytes(chunk, encoding)  # encoded once, measured here
+            self._content_length = 0 if chunk is None else len(chunk)
             await self.flush_headers()
             connection = self._connection
             assert connection is not None

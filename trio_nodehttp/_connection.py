@@ -222,11 +222,7 @@ class HTTPConnection:
             self.state = ReadState.FAILED
             raise
         if request.chunked:
-            # h11 frames chunked bodies; it is shown a head that says just that.
-            parser = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_header_size)
-            parser.receive_data(_CHUNKED_HEAD)
-            parser.next_event()
-            self._start_body(parser, _ChunkGuard(self.max_header_size))
+            self._start_chunked()
         else:
             self._remaining = request.content_length
             self.state = ReadState.READING_BODY
@@ -267,12 +263,8 @@ class HTTPConnection:
         if method == b"HEAD" or status in (204, 304):
             self._remaining = 0
         elif response.transfer_encoding is not None:
-            codings = [c.strip().lower() for c in response.transfer_encoding.split(b",")]
-            if codings[-1] == b"chunked":
-                parser = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_header_size)
-                parser.receive_data(_CHUNKED_HEAD)
-                parser.next_event()
-                self._start_body(parser, _ChunkGuard(self.max_header_size))
+            if _codings(response.transfer_encoding)[-1] == b"chunked":
+                self._start_chunked()
             else:
                 self._remaining = _UNTIL_CLOSE  # Node: read until the connection closes
         elif response.content_length is not None:
@@ -313,9 +305,14 @@ class HTTPConnection:
                 raise EOFError
             buffer += data
 
-    def _start_body(self, parser: h11.Connection, guard: _ChunkGuard | None) -> None:
+    def _start_chunked(self) -> None:
+        """Hand a chunked body to h11: a fresh parser is shown a head that says just
+        "chunked", then fed what is buffered; :class:`_ChunkGuard` watches beside it."""
+        parser = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_header_size)
+        parser.receive_data(_CHUNKED_HEAD)
+        parser.next_event()
         self._parser = parser
-        self._chunk_guard = guard
+        self._chunk_guard = _ChunkGuard(self.max_header_size)
         self.state = ReadState.READING_BODY
         if self._buffer:
             self._feed(parser, bytes(self._buffer))
@@ -503,7 +500,7 @@ def parse_request_head(head: bytes) -> RequestHead:
         elif lower == b"content-length":
             content_length = _content_length(value, head)
         elif lower == b"transfer-encoding":
-            codings = [coding.strip().lower() for coding in value.split(b",")]
+            codings = _codings(value)
             if chunked or codings[-1] != b"chunked" or b"chunked" in codings[:-1]:
                 raise ParseError(
                     "Invalid transfer-encoding",
@@ -564,6 +561,11 @@ def parse_response_head(head: bytes) -> ResponseHead:
         content_length=content_length,
         transfer_encoding=transfer_encoding,
     )
+
+
+def _codings(value: bytes) -> list[bytes]:
+    """The transfer codings of a ``Transfer-Encoding`` value, lowercase."""
+    return [coding.strip().lower() for coding in value.split(b",")]
 
 
 def _content_length(value: bytes, head: bytes) -> int:

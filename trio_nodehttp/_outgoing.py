@@ -464,7 +464,7 @@ class OutgoingMessage(EventEmitter):
     def _last_chunk(self) -> bytes:
         if not self._trailers:
             return b"0\r\n\r\n"
-        lines = "".join(_header_lines(name, value) for name, value in self._trailers)
+        lines = "".join(header_lines(name, value) for name, value in self._trailers)
         return b"0\r\n" + lines.encode("latin-1") + b"\r\n"
 
     async def flush_headers(self) -> None:
@@ -487,7 +487,8 @@ class OutgoingMessage(EventEmitter):
             self._destroy_hook()
 
 
-def _header_lines(name: str, value: HeaderValue) -> str:
+def header_lines(name: str, value: HeaderValue) -> str:
+    """One header as wire lines: a list value gives one line per item."""
     if isinstance(value, (str, int)):
         return f"{name}: {_text(value)}\r\n"
     return "".join(f"{name}: {_text(item)}\r\n" for item in value)

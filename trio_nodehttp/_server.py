@@ -60,11 +60,9 @@ from ._headers import (
     check_header_pairs,
     keeps_alive,
     max_header_size,
-    validate_header_name,
-    validate_header_value,
 )
 from ._incoming import IncomingMessage
-from ._outgoing import _CHUNKED_TOKEN, OutgoingMessage
+from ._outgoing import _CHUNKED_TOKEN, OutgoingMessage, header_lines
 from ._status import METHOD_SET, STATUS_CODES
 
 logger = logging.getLogger("trio_nodehttp")
@@ -157,8 +155,10 @@ class ServerResponse(OutgoingMessage):
             headers, status_message = status_message, None
         code = _check_status(status_code)
         if status_message is None:
-            status_message = self.status_message or _status_message_for(code)
-        if _INVALID_STATUS_CHAR.search(status_message):
+            status_message = self.status_message
+        if status_message is None:
+            status_message = _status_message_for(code)  # Node's own phrase: known good
+        elif _INVALID_STATUS_CHAR.search(status_message):
             raise InvalidCharError("Invalid character in statusMessage")
         self.status_code = code
         self.status_message = status_message
@@ -188,10 +188,12 @@ class ServerResponse(OutgoingMessage):
     def _render_implicit_head(self) -> None:
         self.write_head(self.status_code)
 
-    async def _send_informational(self, code: int, lines: Iterable[str] = ()) -> None:
+    async def _send_informational(
+        self, code: int, headers: Iterable[tuple[str, HeaderValue]] = ()
+    ) -> None:
         if self._head_rendered:
             raise HeadersSentError("Cannot write informational responses after the headers")
-        text = "".join(f"{line}\r\n" for line in lines)
+        text = "".join(header_lines(name, value) for name, value in headers)
         data = f"HTTP/1.1 {code} {_status_message_for(code)}\r\n{text}\r\n"
         await self._send([data.encode("latin-1")])
 
@@ -218,15 +220,10 @@ class ServerResponse(OutgoingMessage):
         for item in links:
             if not _LINK.match(item):
                 raise InvalidArgValueError(f"The argument 'hints' is invalid. Received {link!r}")
-        lines = [f"Link: {', '.join(links)}"]
-        for name, value in hints.items():
-            if name.lower() == "link":
-                continue
-            validate_header_name(name)
-            validate_header_value(name, value)
-            values = [value] if isinstance(value, (str, int)) else list(value)
-            lines.extend(f"{name}: {item}" for item in values)
-        await self._send_informational(103, lines)
+        others = [(name, value) for name, value in hints.items() if name.lower() != "link"]
+        await self._send_informational(
+            103, [("Link", ", ".join(links)), *check_header_pairs(others)]
+        )
 
     async def write_information(
         self, status_code: int, headers: Mapping[str, HeaderValue] | None = None
@@ -239,14 +236,8 @@ class ServerResponse(OutgoingMessage):
                 f'The value of "statusCode" is out of range. It must be >= 100 and <= 199. '
                 f"Received {status_code!r}"
             )
-        lines: list[str] = []
-        if headers:
-            for raw, value in headers.items():
-                validate_header_name(raw)
-                validate_header_value(raw, value)
-                values = [value] if isinstance(value, (str, int)) else list(value)
-                lines.extend(f"{raw}: {item}" for item in values)
-        await self._send_informational(status_code, lines)
+        pairs = list(headers.items()) if headers else []
+        await self._send_informational(status_code, check_header_pairs(pairs))
 
     def set_timeout(self, seconds: float, callback: Listener | None = None) -> ServerResponse:
         """Set the connection's inactivity timeout; ``callback`` runs on ``"timeout"``.
