@@ -42,3 +42,12 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[bench]")
     session.run("python", "benchmarks/server.py", *session.posargs)
     session.run("python", "benchmarks/client.py")
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """The long run of the differential fuzzer against Node's server (seeded, bounded);
+    ``FUZZ_CASES`` and ``FUZZ_SEED`` set its size and seed. The suite runs a fast slice."""
+    session.install("-e", ".[test]")
+    session.env.setdefault("FUZZ_CASES", "20000")
+    session.run("pytest", "-q", "tests/test_fuzz_differential.py", *session.posargs)
