@@ -1,5 +1,7 @@
 """Quality gates and benchmarks: ``nox -s tests lint typecheck docs`` (``bench`` on demand)."""
 
+import os
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
@@ -49,5 +51,5 @@ def fuzz(session: nox.Session) -> None:
     """The long run of the differential fuzzer against Node's server (seeded, bounded);
     ``FUZZ_CASES`` and ``FUZZ_SEED`` set its size and seed. The suite runs a fast slice."""
     session.install("-e", ".[test]")
-    session.env.setdefault("FUZZ_CASES", "20000")
+    session.env["FUZZ_CASES"] = os.environ.get("FUZZ_CASES", "20000")
     session.run("pytest", "-q", "tests/test_fuzz_differential.py", *session.posargs)
