@@ -151,6 +151,56 @@ CASES = {
         request("Host: a", "Transfer-Encoding: chunked", start="POST / HTTP/1.1") + b"zz\r\n",
         400,
     ),
+    **{
+        f"chunk-size-{name}": (
+            request("Host: a", "Transfer-Encoding: chunked", start="POST / HTTP/1.1")
+            + line
+            + b"\r\nab\r\n0\r\n\r\n",
+            status,
+        )
+        for name, line, status in [
+            ("minus-1", b"-1", 400),
+            ("minus-6", b"-6", 400),  # once a busy loop that froze the server
+            ("plus-2", b"+2", 400),
+            ("hex-prefix", b"0x2", 400),
+            ("trailing-space", b"2 ", 400),
+            ("trailing-tab", b"2\t", 400),
+            ("leading-space", b" 2", 400),
+            ("empty-extension", b"2;", 400),
+            ("space-after-semicolon", b"2; a", 400),
+            ("del-extension", b"2;\x7f", 400),
+            ("extension", b"2;name", 200),
+            ("extension-value", b"2;name=value", 200),
+            ("extension-empty-value", b"2;name=", 200),
+            ("extension-quoted", b'2;name="a \\" b"', 200),
+            ("two-extensions", b"2;a=1;b", 200),
+            ("space-before-semicolon", b"2 ;a", 400),
+            ("leading-zeros", b"00000000000000000000002", 200),
+            ("uppercase", b"2", 200),
+            ("overflow", b"10000000000000002", 400),
+            ("nul", b"2\x00", 400),
+        ]
+    },
+    "chunk-last-empty-extension": (
+        request("Host: a", "Transfer-Encoding: chunked", start="POST / HTTP/1.1")
+        + b"2\r\nab\r\n0;\r\n\r\n",
+        400,
+    ),
+    "chunk-data-too-long": (
+        request("Host: a", "Transfer-Encoding: chunked", start="POST / HTTP/1.1")
+        + b"2\r\nabc\r\n0\r\n\r\n",
+        400,
+    ),
+    "chunked-trailer": (
+        request("Host: a", "Transfer-Encoding: chunked", start="POST / HTTP/1.1")
+        + b"2\r\nab\r\n0\r\nX-T: 1\r\n\r\n",
+        200,
+    ),
+    "chunked-bad-trailer": (
+        request("Host: a", "Transfer-Encoding: chunked", start="POST / HTTP/1.1")
+        + b"2\r\nab\r\n0\r\nX T: 1\r\n\r\n",
+        400,
+    ),
     "header-at-limit": (request("Host: a", "X: " + "p" * PAD_LIMIT), 200),
     "header-over-limit": (request("Host: a", "X: " + "p" * (PAD_LIMIT + 1)), 431),
     "long-target-over-limit": (request("Host: a", start=f"GET /{'t' * 16400} HTTP/1.1"), 431),

@@ -19,14 +19,12 @@ import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import h11
 import trio
 
 from ._agent import Agent, ConnectOptions, PooledConnection, open_stream
 from ._connection import (
     HTTPConnection,
     PrefixedStream,
-    ResponseHead,
     close_stream_now,
     watch_inactivity,
 )
@@ -44,6 +42,7 @@ from ._events import Listener
 from ._headers import check_header_pairs, is_token, keeps_alive, max_header_size
 from ._incoming import IncomingMessage
 from ._outgoing import OutgoingMessage, to_bytes
+from ._parse import EndOfBody, ResponseHead
 
 # Methods whose requests carry no body unless one is written (Node's
 # useChunkedEncodingByDefault is false for them).
@@ -458,7 +457,7 @@ class ClientRequest(OutgoingMessage):
             await self.emit(event, res, res.socket, leftover)
         else:
             item = connection.receive_body_nowait()
-            if isinstance(item, h11.EndOfMessage):
+            if isinstance(item, EndOfBody):
                 res.complete = True
                 self._release(res)
             elif item is not None:
@@ -466,7 +465,7 @@ class ClientRequest(OutgoingMessage):
         await self.emit("response", res)
         return res
 
-    async def _receive_body(self) -> bytes | h11.EndOfMessage:
+    async def _receive_body(self) -> bytes | EndOfBody:
         connection = self._connection
         if connection is None:
             raise ConnectionResetError("aborted")
@@ -642,13 +641,11 @@ class _Prepend:
     per response costs more than anything else on the client's hot path.
     """
 
-    def __init__(
-        self, first: bytes, then: Callable[[], Awaitable[bytes | h11.EndOfMessage]]
-    ) -> None:
+    def __init__(self, first: bytes, then: Callable[[], Awaitable[bytes | EndOfBody]]) -> None:
         self._first: bytes | None = first
         self._then = then
 
-    async def __call__(self) -> bytes | h11.EndOfMessage:
+    async def __call__(self) -> bytes | EndOfBody:
         if self._first is None:
             return await self._then()
         first, self._first = self._first, None

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import h11
 import trio
 
 from ._errors import ConnectionResetError, HTTPError
 from ._events import EventEmitter, Listener
 from ._headers import IncomingHeaders, RawHeaders, distinct_headers, fold_headers
+from ._parse import EndOfBody
 
 #: Returns the next piece of the body, or the end of the message (with its trailers).
-BodyReceiver = Callable[[], Awaitable["bytes | h11.EndOfMessage"]]
+BodyReceiver = Callable[[], Awaitable["bytes | EndOfBody"]]
 
 
 def _decode(pairs: list[tuple[bytes, bytes]]) -> RawHeaders:
@@ -168,7 +168,7 @@ class IncomingMessage(EventEmitter):
             raise ConnectionResetError("aborted") from None
         if isinstance(item, bytes):
             return item
-        self._raw_trailer_pairs = item.headers.raw_items()
+        self._raw_trailer_pairs = item.trailers
         self.complete = True
         await self.emit("end")
         return None

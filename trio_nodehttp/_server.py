@@ -37,10 +37,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
-import h11
 import trio
 
-from ._connection import HTTPConnection, RequestHead, watch_inactivity
+from ._connection import HTTPConnection, watch_inactivity
 from ._errors import (
     ConnectionResetError,
     HeadersSentError,
@@ -63,7 +62,8 @@ from ._headers import (
 )
 from ._incoming import IncomingMessage
 from ._outgoing import _CHUNKED_TOKEN, OutgoingMessage, header_lines
-from ._status import METHOD_SET, STATUS_CODES
+from ._parse import END_OF_BODY, EndOfBody, RequestHead
+from ._status import STATUS_CODES
 
 logger = logging.getLogger("trio_nodehttp")
 
@@ -83,9 +83,6 @@ _UPGRADE_BODY_LIMIT = 1024 * 1024
 # accept() errors that mean "out of resources": back off instead of crashing (as trio's
 # serve_listeners does).
 _ACCEPT_BACKOFF_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
-
-# llhttp takes these (anything but 1.1 is then served as 1.0 is) and refuses the rest.
-_ACCEPTED_VERSIONS = frozenset({b"1.1", b"1.0", b"0.9", b"2.0"})
 
 _CANNED_STATUS = {
     "ERR_UPGRADE_BODY_TOO_LARGE": 413,
@@ -309,7 +306,7 @@ class _Exchange:
         self.req: IncomingMessage
         self.res: ServerResponse
 
-    async def receive(self) -> bytes | h11.EndOfMessage:
+    async def receive(self) -> bytes | EndOfBody:
         res = self.res
         if res._expect_continue and not res._sent_100 and not res._head_rendered:
             await res.write_continue()
@@ -679,18 +676,7 @@ class Server(EventEmitter):
         """Serve one request; return whether the connection may carry another."""
         connection = record.connection
         method = head.method
-        if method not in METHOD_SET:  # PRI (an HTTP/2 preface) included, as in Node
-            await self._client_error(
-                record, ParseError("Invalid method encountered", code="HPE_INVALID_METHOD")
-            )
-            return False
         version = head.http_version
-        if version not in _ACCEPTED_VERSIONS:
-            await self._client_error(
-                record, ParseError("Invalid HTTP version", code="HPE_INVALID_VERSION")
-            )
-            return False
-
         self._requests_served += 1
         record.requests += 1
         request_scope = trio.CancelScope(
@@ -710,7 +696,7 @@ class Server(EventEmitter):
         exchange.req = req
         if not head.chunked and not head.content_length:
             item = connection.receive_body_nowait()
-            if isinstance(item, h11.EndOfMessage):
+            if isinstance(item, EndOfBody):
                 req.complete = True
                 request_scope.deadline = math.inf
         res = ServerResponse(req, connection)
@@ -872,8 +858,8 @@ class Server(EventEmitter):
             buffered = iter(body)
             req.complete = False
 
-            async def replay() -> bytes | h11.EndOfMessage:
-                return next(buffered, None) or h11.EndOfMessage()
+            async def replay() -> bytes | EndOfBody:
+                return next(buffered, None) or END_OF_BODY
 
             req._receive = replay
         stream, head = record.connection.detach()
