@@ -419,8 +419,11 @@ async def test_incoming_headers_views() -> None:
 # --- 100-continue and other expectations ------------------------------------------------
 
 
-async def test_S29_continue_sent_when_handler_reads_body() -> None:
+async def test_S29_continue_sent_at_once_without_listener() -> None:
+    heads: list[bool] = []
+
     async def handler(req: http.IncomingMessage, res: http.ServerResponse) -> None:
+        heads.append(res.headers_sent)
         await res.end(await req.read())
 
     async with memory_server(handler) as (_, connect):
@@ -433,20 +436,45 @@ async def test_S29_continue_sent_when_handler_reads_body() -> None:
         await client.send(b"body")
         final = await client.read_response()
     assert final.body == b"body"
+    assert heads == [False]  # the 100 is not the response's head
 
 
-async def test_S30_final_status_without_100_closes() -> None:
+async def test_S29_head_written_before_reading_the_body_still_gets_the_body() -> None:
+    # Regression: a handler that wrote its head first never got the body (no 100 was
+    # sent, and the head waited for the end), a deadlock.
     async def handler(req: http.IncomingMessage, res: http.ServerResponse) -> None:
-        res.status_code = 401
-        await res.end()
+        res.write_head(200, {"content-type": "text/plain"})
+        await res.end(b"got " + await req.read())
 
     async with memory_server(handler) as (_, connect):
         client = connect()
         await client.send(
             b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"
         )
+        with trio.fail_after(5):
+            assert (await client.read_response()).status == 100
+            await client.send(b"body")
+            final = await client.read_response()
+    assert (final.status, final.body) == (200, b"got body")
+
+
+async def test_S30_final_status_without_100_closes() -> None:
+    # With a checkContinue listener that refuses, no 100 goes out: the body may still
+    # be on its way, so the connection is not kept alive.
+    async def refuse(req: http.IncomingMessage, res: http.ServerResponse) -> None:
+        res.status_code = 401
+        await res.end()
+
+    server = http.create_server(hello)
+    server.on("checkContinue", refuse)
+    async with memory_server(server=server) as (_, connect):
+        client = connect()
+        await client.send(
+            b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"
+        )
         raw = await client.read_until_closed()
     assert raw.startswith(b"HTTP/1.1 401 Unauthorized") and b"Connection: close" in raw
+    assert b"100 Continue" not in raw
 
 
 async def test_S29_check_continue_listener_replaces_request() -> None:
@@ -539,6 +567,30 @@ async def test_S33_upgrade_listener_gets_stream_and_head() -> None:
             await client.send(b"ping")
             # The listener returns after echoing; then the server closes the stream.
             assert (await client.read_until_closed()).endswith(b"echo=ping")
+
+
+async def test_S33_upgrade_header_without_connection_token_is_a_normal_request() -> None:
+    # Regression: an Upgrade header alone was answered as an upgrade. llhttp (and so
+    # Node) upgrade only when Connection holds the "upgrade" token.
+    seen: list[tuple[bool, str | None]] = []
+    upgrades: list[bytes] = []
+
+    async def handler(req: http.IncomingMessage, res: http.ServerResponse) -> None:
+        seen.append((req.upgrade, req.headers.get("upgrade")))
+        await res.end("plain")
+
+    async def on_upgrade(req: http.IncomingMessage, stream: trio.abc.Stream, head: bytes) -> None:
+        upgrades.append(head)
+
+    server = http.create_server(handler)
+    server.on("upgrade", on_upgrade)
+    async with memory_server(server=server) as (_, connect):
+        client = connect()
+        await client.send(get("/", "Upgrade: echo") + get("/", "Connection: keep-alive, Upgrade-X"))
+        assert (await client.read_response()).body == b"plain"
+        assert (await client.read_response()).body == b"plain"
+    assert seen == [(False, "echo"), (False, None)]
+    assert upgrades == []
 
 
 async def test_upgrade_header_without_listener_is_a_normal_request() -> None:

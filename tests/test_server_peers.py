@@ -13,7 +13,7 @@ import trio
 
 import trio_nodehttp as http_
 
-from .conftest import get, open_fds, raw_client, socket_server
+from .conftest import RawClient, get, open_fds, raw_client, socket_server
 
 NODE_DIR = Path(__file__).parent / "node"
 
@@ -162,6 +162,24 @@ async def test_client_gone_mid_body_and_slowloris_do_not_disturb_others() -> Non
         await good.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok")
         assert (await good.read_response()).body == b"ok"
         assert server.statistics().connections_open == 2  # loris and good remain
+
+
+async def test_listen_without_host_binds_one_port_for_both_families() -> None:
+    # Regression: listen(0) with no host opened an IPv4 and an IPv6 socket, each with
+    # its own ephemeral port, and address() named one. Node binds one dual-stack socket.
+    server = http_.create_server(echo)
+    before = open_fds()
+    async with trio.open_nursery() as nursery:
+        host, port = await nursery.start(server.listen, 0)
+        assert (host, port) == server.address() and host == "::"
+        assert open_fds() == before + 1  # one listening socket
+        for family_host in ("127.0.0.1", "::1"):
+            stream = await trio.open_tcp_stream(family_host, port)
+            async with stream:
+                client = RawClient(stream)
+                await client.send(get(f"/{family_host}"))
+                assert (await client.read_response()).body == f"/{family_host}".encode()
+        await server.close()
 
 
 async def test_unix_socket(tmp_path: Path) -> None:

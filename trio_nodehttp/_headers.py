@@ -258,6 +258,11 @@ def keeps_alive(connection: list[bytes], http_version: bytes | str) -> bool:
     return bool(_KEEP_ALIVE_TOKEN.search(joined))
 
 
+def has_token(values: list[bytes], token: bytes) -> bool:
+    """Whether comma-separated header ``values`` hold ``token`` (case-insensitive)."""
+    return any(part.strip().lower() == token for value in values for part in value.split(b","))
+
+
 def distinct_headers(raw: RawHeaders) -> dict[str, list[str]]:
     """Node's ``message.headersDistinct``: every value of every name, as a list."""
     out: dict[str, list[str]] = {}

@@ -57,6 +57,7 @@ from ._events import EventEmitter, Listener
 from ._headers import (
     HeaderValue,
     check_header_pairs,
+    has_token,
     keeps_alive,
     max_header_size,
 )
@@ -307,9 +308,6 @@ class _Exchange:
         self.res: ServerResponse
 
     async def receive(self) -> bytes | EndOfBody:
-        res = self.res
-        if res._expect_continue and not res._sent_100 and not res._head_rendered:
-            await res.write_continue()
         try:
             item = await self.connection.receive_body()
         except ParseError as exc:
@@ -438,7 +436,9 @@ class Server(EventEmitter):
         task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen on TCP ``host:port`` (or the Unix socket ``path``) and serve until
-        :meth:`close` has finished.
+        :meth:`close` has finished. Without ``host``, as in Node, one dual-stack socket
+        on ``::`` serves IPv4 and IPv6 on the same port (``0.0.0.0`` where the machine
+        has no IPv6).
 
         Start it with ``await nursery.start(server.listen, port, host)``, which returns
         the bound ``(host, port)`` (or ``path``). Node: ``server.listen()``.
@@ -448,7 +448,10 @@ class Server(EventEmitter):
         else:
             if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
                 raise OutOfRangeError(f"Port should be >= 0 and < 65536. Received {port!r}.")
-            listeners = await trio.open_tcp_listeners(port, host=host, backlog=backlog)
+            if host is None:
+                listeners = [await _open_any_address_listener(port, backlog)]
+            else:
+                listeners = await trio.open_tcp_listeners(port, host=host, backlog=backlog)
         try:
             await self.serve_listeners(listeners, task_status=task_status)
         finally:
@@ -722,7 +725,9 @@ class Server(EventEmitter):
             return False
 
         is_connect = method == b"CONNECT"
-        if is_connect or (head.upgrade is not None and self._should_upgrade(req)):
+        # llhttp: an Upgrade header is an upgrade only with "upgrade" in Connection.
+        wants_upgrade = head.upgrade is not None and has_token(head.connection, b"upgrade")
+        if is_connect or (wants_upgrade and self._should_upgrade(req)):
             return await self._upgrade(record, exchange, "connect" if is_connect else "upgrade")
 
         limit = self.max_requests_per_socket
@@ -741,7 +746,9 @@ class Server(EventEmitter):
             if _EXPECT_CONTINUE.search(expect):
                 res._expect_continue = True
                 if self.listener_count("checkContinue"):
-                    event = "checkContinue"
+                    event = "checkContinue"  # the listener decides: write_continue()
+                else:
+                    await res.write_continue()  # Node: at once, then "request"
             elif self.listener_count("checkExpectation"):
                 event = "checkExpectation"
             else:
@@ -948,6 +955,33 @@ async def _linger(connection: HTTPConnection) -> None:
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         pass
     connection.mark_broken()
+
+
+async def _open_any_address_listener(port: int, backlog: int | None) -> trio.SocketListener:
+    """One socket for every address, as Node binds one without a host: dual-stack on
+    ``::`` (so one port serves IPv4 and IPv6), or ``0.0.0.0`` where IPv6 is missing."""
+    try:
+        return await _open_tcp_listener(stdlib_socket.AF_INET6, "::", port, backlog)
+    except OSError as exc:
+        if exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT):
+            raise
+    return await _open_tcp_listener(stdlib_socket.AF_INET, "0.0.0.0", port, backlog)
+
+
+async def _open_tcp_listener(
+    family: int, host: str, port: int, backlog: int | None
+) -> trio.SocketListener:
+    sock = trio.socket.socket(family, stdlib_socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
+        if family == stdlib_socket.AF_INET6:
+            sock.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY, 0)
+        await sock.bind((host, port))
+        sock.listen(backlog if backlog is not None else 511)
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketListener(sock)
 
 
 async def _open_unix_listener(path: str, backlog: int | None) -> trio.SocketListener:
