@@ -38,7 +38,7 @@ from ._errors import (
     OutOfRangeError,
     UnescapedCharactersError,
 )
-from ._events import Listener
+from ._events import Listener, emit_in_background
 from ._headers import check_header_pairs, is_token, keeps_alive, max_header_size
 from ._incoming import IncomingMessage
 from ._outgoing import OutgoingMessage, to_bytes
@@ -202,6 +202,7 @@ class ClientRequest(OutgoingMessage):
         self._record: list[bytes] | None = []  # bytes sent, for a retry; None: not replayable
         self._watch: trio.CancelScope | None = None
         self._closed = False
+        self._error: BaseException | None = None  # destroy(error): what awaits raise
         self._received_before = 0
         self._sent_before = 0
 
@@ -272,7 +273,7 @@ class ClientRequest(OutgoingMessage):
         """Send a piece of the body (the head first). A request whose body is written
         in pieces is not retried. Node: ``req.write(chunk[, encoding])``."""
         if self.destroyed:
-            raise ConnectionResetError("socket hang up")
+            raise self._destroyed_error()
         self._writing = True
         self._record = None
         try:
@@ -295,14 +296,14 @@ class ClientRequest(OutgoingMessage):
         if self._connection is None:
             await self._assign_connection()
         elif self._closed:
-            raise ConnectionResetError("socket hang up")
+            raise self._destroyed_error()
         if self._record is not None:
             self._record.extend(parts)
         await super()._send(parts)
 
     async def _assign_connection(self, fresh: bool = False) -> None:
         if self.destroyed:
-            raise ConnectionResetError("socket hang up")
+            raise self._destroyed_error()
         if self.agent is not None:
             name = self.agent.get_name(
                 self.host, self.port, self.local_address, self.family, self.socket_path
@@ -367,7 +368,7 @@ class ClientRequest(OutgoingMessage):
         if self.res is not None:
             return self.res
         if self.destroyed:
-            raise ConnectionResetError("socket hang up")
+            raise self._destroyed_error()
         try:
             return await self._exchange(chunk, encoding)
         except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionResetError) as exc:
@@ -535,6 +536,7 @@ class ClientRequest(OutgoingMessage):
         connection = self._connection
         return bool(
             self.reused_socket
+            and not self.destroyed
             and self.agent is not None
             and self.agent.retry_stale
             and self.method in _IDEMPOTENT_METHODS
@@ -564,23 +566,40 @@ class ClientRequest(OutgoingMessage):
             self._abandon()
             raise
 
-    def _hang_up(self, exc: BaseException) -> HTTPError:
+    def _hang_up(self, exc: BaseException) -> BaseException:
         self._abandon()
+        if self._error is not None:
+            return self._error
         if isinstance(exc, HTTPError):
             return exc
         return ConnectionResetError("socket hang up")
 
     def destroy(self, error: BaseException | None = None) -> ClientRequest:
-        """Abort the request: its connection is closed and not reused.
+        """Abort the request: its connection is closed and not reused. With ``error``,
+        the await that is waiting on the request (``end()``, a ``write()``, or reading
+        the response) raises it, and so does every later one; without, they raise
+        ``ConnectionResetError`` (``ECONNRESET``).
 
-        Node: ``req.destroy([error])``.
+        Node: ``req.destroy([error])`` (whose error is emitted as ``'error'``).
         """
         if not self.destroyed:
             self.destroyed = True
+            self._error = error
             if self.res is not None and not self.res.complete:
                 self.res.aborted = True
+                self.res._error = error
             self._abandon()
         return self
+
+    def _listener_failed(self, exc: Exception) -> bool:
+        """A listener run from a background task raised: it ends this request. The
+        exception surfaces from the request's await unless the exchange is over."""
+        over = self._closed and (self.res is None or self.res.complete)
+        self.destroy(exc)
+        return not over
+
+    def _destroyed_error(self) -> BaseException:
+        return self._error or ConnectionResetError("socket hang up")
 
     # --- timeouts ("timeout" event, notify only) ---------------------------------------
 
@@ -624,11 +643,16 @@ class ClientRequest(OutgoingMessage):
         if connection is None:
             return
 
-        async def fire() -> bool:
+        async def emit_timeout() -> bool:
             await self.emit("timeout")
             if self.res is not None and not self.res.complete:
                 await self.res.emit("timeout")
-            return True  # notify only, as in Node
+            return True
+
+        async def fire() -> bool:
+            # Notify only, as in Node; a listener that raises destroys the request.
+            outcome = await emit_in_background(emit_timeout, self._listener_failed, '"timeout"')
+            return outcome is not None
 
         with scope:
             await watch_inactivity(connection, lambda: self.timeout, fire)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+logger = logging.getLogger("trio_nodehttp")
 
 #: A listener: a plain function, or an async function whose result is awaited.
 Listener = Callable[..., "Awaitable[Any] | Any"]
@@ -104,3 +107,27 @@ class EventEmitter:
                 if not entries:
                     del self._listeners[event]
                 return
+
+
+async def emit_in_background(
+    emit: Callable[[], Awaitable[bool]], deliver: Callable[[Exception], bool], what: str
+) -> bool | None:
+    """Run ``emit`` (which calls listeners) from a background task: the one policy for
+    user code that no request's own await is running, such as a ``"timeout"`` listener
+    called by an inactivity watcher.
+
+    A listener's exception must not end the task it runs in (an agent's nursery, or a
+    system task for the global agent, would take the whole run with it). It goes to
+    ``deliver``, which ends the request or connection the listener belongs to and returns
+    whether the exception will surface from an await of that request (``end()``,
+    ``read()``); if not, it is logged on the ``trio_nodehttp`` logger. Cancellation (any
+    ``BaseException`` that is not an ``Exception``) propagates.
+
+    Returns what ``emit`` returned, or ``None`` if a listener raised.
+    """
+    try:
+        return await emit()
+    except Exception as exc:
+        if not deliver(exc):
+            logger.error("Error in a %s listener", what, exc_info=exc)
+        return None

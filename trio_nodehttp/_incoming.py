@@ -56,6 +56,7 @@ class IncomingMessage(EventEmitter):
     #: Node: ``message.upgrade`` (an accepted upgrade or CONNECT).
     upgrade: bool = False
     _abort_emitted: bool = False
+    _error: BaseException | None = None  # the error it was destroyed with, if any
     _join_duplicates: bool = False
     _raw_headers: RawHeaders | None = None
     _headers: IncomingHeaders | None = None
@@ -160,12 +161,12 @@ class IncomingMessage(EventEmitter):
         if self.complete:
             return None
         if self.aborted or self._receive is None:
-            raise ConnectionResetError("aborted")
+            raise self._error or ConnectionResetError("aborted")
         try:
             item = await self._receive()
         except (ConnectionResetError, trio.BrokenResourceError, trio.ClosedResourceError):
             await self._abort()
-            raise ConnectionResetError("aborted") from None
+            raise self._error or ConnectionResetError("aborted") from None
         if isinstance(item, bytes):
             return item
         self._raw_trailer_pairs = item.trailers

@@ -53,7 +53,7 @@ from ._errors import (
     RequestTimeoutError,
     check_number,
 )
-from ._events import EventEmitter, Listener
+from ._events import EventEmitter, Listener, emit_in_background
 from ._headers import (
     HeaderValue,
     check_header_pairs,
@@ -912,15 +912,17 @@ class Server(EventEmitter):
             record.nursery.start_soon(self._watch_inactivity, record, record.watcher)
 
     async def _watch_inactivity(self, record: _Connection, scope: trio.CancelScope) -> None:
+        def end_connection(exc: Exception) -> bool:
+            record.cancel_scope.cancel()
+            return False  # no await of the client's belongs to it: logged
+
         async def fire() -> bool:
-            try:
-                handled = await self._emit_timeout(record)
-            except Exception:
-                logger.exception("Error in a timeout listener; closing the connection")
-                handled = False
-            if not handled:
+            handled = await emit_in_background(
+                lambda: self._emit_timeout(record), end_connection, '"timeout"'
+            )
+            if handled is False:
                 record.cancel_scope.cancel()  # Node: no listener, the socket is destroyed
-            return handled
+            return bool(handled)
 
         with scope:
             await watch_inactivity(record.connection, lambda: record.inactivity_timeout, fire)
