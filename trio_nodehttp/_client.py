@@ -203,6 +203,7 @@ class ClientRequest(OutgoingMessage):
         self._watch: trio.CancelScope | None = None
         self._closed = False
         self._error: BaseException | None = None  # destroy(error): what awaits raise
+        self._close_emitted = False
         self._received_before = 0
         self._sent_before = 0
 
@@ -370,13 +371,17 @@ class ClientRequest(OutgoingMessage):
         if self.destroyed:
             raise self._destroyed_error()
         try:
-            return await self._exchange(chunk, encoding)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionResetError) as exc:
-            if not self._may_retry():
-                raise self._hang_up(exc) from None
-            return await self._retry(exc)
-        except BaseException:
-            self._abandon()
+            try:
+                return await self._exchange(chunk, encoding)
+            except _HUNG_UP as exc:
+                if not self._may_retry():
+                    raise self._hang_up(exc) from None
+                return await self._retry(exc)
+            except BaseException:
+                self._abandon()
+                raise
+        except Exception:
+            await self._emit_close()  # Node: 'error', then 'close'
             raise
 
     async def _exchange(
@@ -444,6 +449,8 @@ class ClientRequest(OutgoingMessage):
         )
         res._destroy_hook = self._abandon
         res._timeout_hook = self._set_timeout_value
+        if "close" in self._listeners:
+            res._close_hook = self._emit_close  # a link back: only when someone listens
         self.res = res
         if head.switched:
             stream, leftover = connection.detach()
@@ -456,6 +463,7 @@ class ClientRequest(OutgoingMessage):
             self._stop_watch()
             event = "connect" if self.method == "CONNECT" else "upgrade"
             await self.emit(event, res, res.socket, leftover)
+            await self._emit_close()
         else:
             item = connection.receive_body_nowait()
             if isinstance(item, EndOfBody):
@@ -591,6 +599,14 @@ class ClientRequest(OutgoingMessage):
             self._abandon()
         return self
 
+    async def _emit_close(self) -> None:
+        """``"close"``, once: after the response's ``"end"`` (before its own
+        ``"close"``), or after the error that ended the request."""
+        if not self._close_emitted:
+            self._close_emitted = True
+            if self._listeners:
+                await self.emit("close")
+
     def _listener_failed(self, exc: Exception) -> bool:
         """A listener run from a background task raised: it ends this request. The
         exception surfaces from the request's await unless the exchange is over."""
@@ -656,6 +672,10 @@ class ClientRequest(OutgoingMessage):
 
         with scope:
             await watch_inactivity(connection, lambda: self.timeout, fire)
+
+
+# How a connection that the peer closed (or we did) shows under an await.
+_HUNG_UP = (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionResetError)
 
 
 class _Prepend:

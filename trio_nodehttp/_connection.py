@@ -160,6 +160,25 @@ class HTTPConnection:
             self._buffer += data
         return True
 
+    async def wait_for_peer_close(self) -> bool:
+        """Between messages' reads (a server's request body is complete, its response
+        not yet sent): return ``True`` as soon as the peer closes or resets the
+        connection. Bytes that arrive meanwhile (pipelined requests) are buffered, as
+        :meth:`wait_for_data` would; past ``max_header_size`` of them the watch gives
+        up and returns ``False``, so a peer cannot make us buffer without bound. A
+        cancel here loses nothing."""
+        while len(self._buffer) <= self.max_header_size:
+            if self.eof:
+                return True
+            try:
+                data = await self._receive()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return True
+            if not data:
+                return True
+            self._buffer += data
+        return False
+
     # --- reading a message ------------------------------------------------------------
 
     async def receive_request_head(self) -> RequestHead:

@@ -28,6 +28,7 @@ class EventEmitter:
     def on(self, event: str, listener: Listener) -> EventEmitter:
         """Add ``listener`` for ``event``; returns ``self``. Node: ``emitter.on()``."""
         self._listeners.setdefault(event, []).append((listener, False))
+        self._listener_added(event)
         return self
 
     add_listener = on
@@ -35,7 +36,12 @@ class EventEmitter:
     def once(self, event: str, listener: Listener) -> EventEmitter:
         """Add ``listener`` to be called at most once. Node: ``emitter.once()``."""
         self._listeners.setdefault(event, []).append((listener, True))
+        self._listener_added(event)
         return self
+
+    def _listener_added(self, event: str) -> None:
+        """Called after a listener for ``event`` is added: for emitters whose events
+        cost something to watch for (a ``"close"`` that needs the connection watched)."""
 
     def off(self, event: str, listener: Listener) -> EventEmitter:
         """Remove the most recently added registration of ``listener``.

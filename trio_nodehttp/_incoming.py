@@ -57,6 +57,12 @@ class IncomingMessage(EventEmitter):
     upgrade: bool = False
     _abort_emitted: bool = False
     _error: BaseException | None = None  # the error it was destroyed with, if any
+    _ended = False  # "end" emitted
+    _close_emitted = False
+    # Runs just before "close" (the client's request emits its own "close" there).
+    _close_hook: Callable[[], Awaitable[None]] | None = None
+    # Called when a "close" listener is added (the server then watches the connection).
+    _close_watch_hook: Callable[[], None] | None = None
     _join_duplicates: bool = False
     _raw_headers: RawHeaders | None = None
     _headers: IncomingHeaders | None = None
@@ -159,6 +165,8 @@ class IncomingMessage(EventEmitter):
 
     async def _next_chunk(self) -> bytes | None:
         if self.complete:
+            if not self._ended:
+                await self._end()  # a message without a body ends on its first read
             return None
         if self.aborted or self._receive is None:
             raise self._error or ConnectionResetError("aborted")
@@ -166,13 +174,36 @@ class IncomingMessage(EventEmitter):
             item = await self._receive()
         except (ConnectionResetError, trio.BrokenResourceError, trio.ClosedResourceError):
             await self._abort()
+            await self._close()
             raise self._error or ConnectionResetError("aborted") from None
         if isinstance(item, bytes):
             return item
         self._raw_trailer_pairs = item.trailers
         self.complete = True
-        await self.emit("end")
+        await self._end()
         return None
+
+    async def _end(self) -> None:
+        """The body has been read to its end: ``"end"``, then ``"close"`` (Node)."""
+        self._ended = True
+        if self._listeners:
+            await self.emit("end")
+        await self._close()
+
+    async def _close(self) -> None:
+        """Emit ``"close"`` once: after ``"end"``, or when the message was cut short."""
+        if self._close_emitted:
+            return
+        self._close_emitted = True
+        hook, self._close_hook = self._close_hook, None
+        if hook is not None:
+            await hook()
+        if self._listeners:
+            await self.emit("close")
+
+    def _listener_added(self, event: str) -> None:
+        if event == "close" and self._close_watch_hook is not None:
+            self._close_watch_hook()
 
     async def _abort(self) -> None:
         if not self._abort_emitted and not self.complete:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from ._errors import (
     BodyNotAllowedError,
     ContentLengthMismatchError,
@@ -360,14 +362,22 @@ class OutgoingMessage(EventEmitter):
         total = sum(map(len, parts))
         if total == 0:
             return
-        if len(parts) == 1:
-            await connection.send_all(parts[0])
-        elif total <= _JOIN_LIMIT:
-            await connection.send_all(b"".join(parts))
-        else:
-            for part in parts:
-                if part:
-                    await connection.send_all(part)
+        try:
+            if len(parts) == 1:
+                await connection.send_all(parts[0])
+            elif total <= _JOIN_LIMIT:
+                await connection.send_all(b"".join(parts))
+            else:
+                for part in parts:
+                    if part:
+                        await connection.send_all(part)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._send_failed(exc)
+            raise
+
+    def _send_failed(self, exc: Exception) -> None:
+        """The stream failed under a send; may raise the error the caller should see
+        instead (the server's responses raise ``ERR_STREAM_DESTROYED``)."""
 
     def _check_length(self, adding: int, ending: bool) -> None:
         if not (
@@ -460,6 +470,10 @@ class OutgoingMessage(EventEmitter):
         await self._send(parts)
         self.writable_finished = True
         await self.emit("finish")
+        await self._finished()
+
+    async def _finished(self) -> None:
+        """After ``"finish"``: what a kind of message does once it is all sent."""
 
     def _last_chunk(self) -> bytes:
         if not self._trailers:

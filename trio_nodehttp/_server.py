@@ -33,7 +33,7 @@ import math
 import os
 import re
 import socket as stdlib_socket
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -51,6 +51,7 @@ from ._errors import (
     OutOfRangeError,
     ParseError,
     RequestTimeoutError,
+    StreamDestroyedError,
     check_number,
 )
 from ._events import EventEmitter, Listener, emit_in_background
@@ -112,6 +113,17 @@ class ServerResponse(OutgoingMessage):
     _sent_100 = False
     _timeout_hook: Callable[[float], None] | None = None
     _server: Server | None = None
+    # Closing: "close" is emitted once, when the response is finished or its connection
+    # closes first. Watching for the second costs a task, so it runs only while someone
+    # wants it (a "close" listener, wait_closed()) and the handler runs with the whole
+    # request read: _watch_hook starts it (set by the server while the handler runs).
+    _is_closed = False
+    _closed: trio.Event | None = None
+    _want_watch = False
+    _watch_hook: Callable[[], None] | None = None
+    _watch_scope: trio.CancelScope | None = None
+    _watch_done: trio.Event | None = None
+    _closing_scopes: list[trio.CancelScope] | None = None  # from cancel_on_close()
 
     def __init__(self, req: IncomingMessage, connection: HTTPConnection) -> None:
         super().__init__()
@@ -237,6 +249,100 @@ class ServerResponse(OutgoingMessage):
         pairs = list(headers.items()) if headers else []
         await self._send_informational(status_code, check_header_pairs(pairs))
 
+    # --- closing ----------------------------------------------------------------------
+
+    async def wait_closed(self) -> None:
+        """Return once the response is finished or its client has gone, whichever comes
+        first (:attr:`writable_finished` tells which). A handler that waits on its own
+        events (a long poll, server-sent events) runs this beside its work and cancels
+        the work when it returns; see the server guide.
+
+        Node: the ``'close'`` event of ``http.ServerResponse``.
+        """
+        if self._is_closed:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._closed is None:
+            self._closed = trio.Event()
+        self._want_close_watch()
+        await self._closed.wait()
+
+    @contextlib.contextmanager
+    def cancel_on_close(self) -> Iterator[trio.CancelScope]:
+        """A cancel scope that is cancelled if the client goes away before the response
+        is finished: ``with res.cancel_on_close(): ...`` ends the work inside (a long
+        poll, an event stream) as soon as nobody is left to read it.
+
+        Node has no equivalent; it is the trio form of listening for ``'close'`` with
+        ``!res.writableFinished``.
+        """
+        scope = trio.CancelScope()
+        if self._is_closed and self.destroyed:
+            scope.cancel()
+        elif not self._is_closed:
+            if self._closing_scopes is None:
+                self._closing_scopes = []
+            self._closing_scopes.append(scope)
+            self._want_close_watch()
+        try:
+            with scope:
+                yield scope
+        finally:
+            if self._closing_scopes is not None and scope in self._closing_scopes:
+                self._closing_scopes.remove(scope)
+
+    def _listener_added(self, event: str) -> None:
+        if event == "close":
+            self._want_close_watch()
+
+    def _want_close_watch(self) -> None:
+        if not self._want_watch:
+            self._want_watch = True
+            if self._watch_hook is not None:
+                self._watch_hook()
+
+    async def _finished(self) -> None:
+        req = self.req
+        if req.complete and not req._ended:
+            await req._end()  # Node dumps an unread request: its "end" and "close" come now
+        await self._close(background=False)
+
+    async def _close(self, *, background: bool) -> None:
+        """Closed (finished, or the connection is gone): ``"close"`` on the request (if
+        it is still open) and on the response, once. From a background task the
+        listeners' exceptions are logged (emit_in_background)."""
+        if self._is_closed:
+            return
+        self._is_closed = True
+        if self._watch_scope is not None:
+            self._watch_scope.cancel()
+        if self._closed is not None:
+            self._closed.set()
+        if not self.writable_finished:
+            self.destroyed = True
+            for scope in self._closing_scopes or ():
+                scope.cancel()
+        if not (self._listeners or self.req._listeners):
+            return
+        if background:
+            await emit_in_background(self._emit_close, lambda exc: False, '"close"')
+        else:
+            await self._emit_close()
+
+    async def _emit_close(self) -> bool:
+        req = self.req
+        if self.destroyed:
+            await req._abort()
+            await req._close()
+        elif req.complete:
+            await req._close()
+        # else: finished with the body unread; it is drained next, then "end", "close".
+        return await self.emit("close")
+
+    def _send_failed(self, exc: Exception) -> None:
+        self.destroyed = True
+        raise StreamDestroyedError("Cannot call write after a stream was destroyed") from exc
+
     def set_timeout(self, seconds: float, callback: Listener | None = None) -> ServerResponse:
         """Set the connection's inactivity timeout; ``callback`` runs on ``"timeout"``.
 
@@ -298,12 +404,13 @@ class _Connection:
 class _Exchange:
     """One request/response pair on a connection: reads the body for the handler."""
 
-    __slots__ = ("body_error", "connection", "req", "request_scope", "res")
+    __slots__ = ("body_done", "body_error", "connection", "req", "request_scope", "res")
 
     def __init__(self, connection: HTTPConnection, request_scope: trio.CancelScope) -> None:
         self.connection = connection
         self.request_scope = request_scope
         self.body_error: HTTPError | None = None
+        self.body_done = False  # the whole request has been read
         self.req: IncomingMessage
         self.res: ServerResponse
 
@@ -316,6 +423,9 @@ class _Exchange:
         if not isinstance(item, bytes):
             # The request is complete: request_timeout no longer applies.
             self.request_scope.deadline = math.inf
+            self.body_done = True
+            if self.res._want_watch and self.res._watch_hook is not None:
+                self.res._watch_hook()
         return item
 
 
@@ -730,6 +840,8 @@ class Server(EventEmitter):
         if is_connect or (wants_upgrade and self._should_upgrade(req)):
             return await self._upgrade(record, exchange, "connect" if is_connect else "upgrade")
 
+        req._close_watch_hook = res._want_close_watch
+        res._watch_hook = lambda: self._watch_for_close(record, exchange)
         limit = self.max_requests_per_socket
         if limit and record.requests > limit:
             await self.emit("dropRequest", req, connection.stream)
@@ -754,15 +866,51 @@ class Server(EventEmitter):
             else:
                 event = ""
                 res.write_head(417)
-        await self._run_handler(record, exchange, event)
         try:
+            await self._run_handler(record, exchange, event)
+            res._watch_hook = None
+            if res._watch_done is not None:
+                assert res._watch_scope is not None
+                res._watch_scope.cancel()
+                await res._watch_done.wait()  # it reads the stream: let it finish first
+            if not res._is_closed:  # unfinished (or replaced by a 500)
+                await res._close(background=True)
             return self._after_response(record, exchange) and await self._drain(record, exchange)
         finally:
+            if res._watch_scope is not None:
+                res._watch_scope.cancel()
             # Break the request ↔ exchange ↔ record links, so these objects are freed by
             # reference counting (a cycle per request would leave them to the collector).
             req._receive = None
             req._destroy_hook = res._destroy_hook = None
             req._timeout_hook = res._timeout_hook = None
+            req._close_watch_hook = res._watch_hook = None
+
+    def _watch_for_close(self, record: _Connection, exchange: _Exchange) -> None:
+        """Someone wants the response's ``"close"``: watch the connection for the peer
+        leaving, while the handler runs with the whole request read."""
+        res = exchange.res
+        if (
+            res._watch_scope is not None
+            or res._is_closed
+            or not (exchange.req.complete or exchange.body_done)
+        ):
+            return
+        res._watch_scope = trio.CancelScope()
+        res._watch_done = trio.Event()
+        record.nursery.start_soon(self._watch_connection, record, res)
+
+    async def _watch_connection(self, record: _Connection, res: ServerResponse) -> None:
+        assert res._watch_scope is not None and res._watch_done is not None
+        closed = False
+        try:
+            with res._watch_scope:
+                closed = await record.connection.wait_for_peer_close()
+        finally:
+            res._watch_done.set()
+        if closed and not res._is_closed:
+            record.connection.mark_broken()
+            await res._close(background=True)
 
     async def _run_handler(self, record: _Connection, exchange: _Exchange, event: str) -> None:
         req, res = exchange.req, exchange.res
@@ -786,8 +934,10 @@ class Server(EventEmitter):
             await self._client_error(record, exchange.body_error)
             record.connection.mark_broken()
             return
-        if isinstance(failure, (ConnectionResetError, trio.BrokenResourceError)):
-            record.connection.mark_broken()
+        if isinstance(failure, (ConnectionResetError, trio.BrokenResourceError)) or (
+            isinstance(failure, StreamDestroyedError) and res.destroyed
+        ):
+            record.connection.mark_broken()  # the client went away
             return
         logger.error(
             "Error in %s handler for %s %s",
