@@ -300,7 +300,7 @@ async def test_C28_body_waits_for_100_continue(autojump_clock: trio.testing.Mock
     async def peer(stream: trio.abc.Stream) -> None:
         client = RawClient(stream)
         seen["head"] = await client.read_head_bytes()
-        early = b""
+        early: bytes | bytearray = b""
         with trio.move_on_after(0.5):
             early = await stream.receive_some()
         seen["before 100"] = bytes(client.buffer) + early
@@ -459,7 +459,7 @@ async def test_C41_destroy_before_a_connection_is_assigned() -> None:
 
 async def test_C30_socket_event_for_new_and_reused_connections() -> None:
     async with node_server() as port, http.Agent(keep_alive=True) as agent:
-        streams = []
+        streams: list[trio.abc.Stream] = []
         for _ in range(2):
             req = http.request(f"http://127.0.0.1:{port}/", agent=agent)
             req.on("socket", streams.append)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import http.client
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ async def echo(req: http_.IncomingMessage, res: http_.ServerResponse) -> None:
     await res.end(body or (req.url or "").encode())
 
 
-async def run(*argv: str) -> trio.CompletedProcess[bytes]:
+async def run(*argv: str) -> subprocess.CompletedProcess[bytes]:
     with trio.fail_after(30):
         return await trio.run_process(list(argv), capture_stdout=True, capture_stderr=True)
 
