@@ -299,3 +299,45 @@ async def test_client_request_close_after_a_failed_request() -> None:
         with trio.fail_after(10), pytest.raises(http.ConnectionResetError):
             await req.end()
     assert events == ["req close"]
+
+
+async def test_cancelled_wait_closed_leaves_the_connection_usable(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The await that watches is cancelled; the response then finishes normally: the
+    # watcher stops, and the same connection carries the next request.
+    async def handler(req: http.IncomingMessage, res: http.ServerResponse) -> None:
+        with trio.move_on_after(5) as scope:
+            await res.wait_closed()
+        assert scope.cancelled_caught
+        await res.end(b"after " + (req.url or "").encode())
+        await res.wait_closed()  # finished: returns at once
+
+    async with memory_server(handler) as (server, connect):
+        client = connect()
+        await client.send(get("/one"))
+        assert (await client.read_response()).body == b"after /one"
+        await client.send(get("/two"))
+        assert (await client.read_response()).body == b"after /two"
+        stats = server.statistics()
+        assert (stats.connections_open, stats.requests_served) == (1, 2)
+
+
+async def test_server_shutdown_cancels_a_handler_waiting_for_close() -> None:
+    waiting = trio.Event()
+
+    async def handler(req: http.IncomingMessage, res: http.ServerResponse) -> None:
+        await res.write(b"streaming")
+        waiting.set()
+        await res.wait_closed()
+
+    async with socket_server(handler) as (server, port):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            await stream.send_all(get())
+            with trio.fail_after(10):
+                await waiting.wait()
+                server.close_all_connections()
+                while await stream.receive_some(1000):  # bounded: the server closes it
+                    pass
+        assert server.statistics().connections_open == 0
