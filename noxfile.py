@@ -1,4 +1,5 @@
-"""Quality gates and benchmarks: ``nox -s tests lint typecheck docs`` (``bench`` on demand)."""
+"""Quality gates and benchmarks: ``nox -s tests lint typecheck docs``; ``coverage`` (the
+suite again, under branch coverage; CI runs it too) and ``bench`` on demand."""
 
 import os
 
@@ -10,9 +11,21 @@ nox.options.reuse_existing_virtualenvs = True
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole test suite (needs ``node`` and ``curl`` on PATH for the peer tests)."""
+    """The whole test suite (needs ``node`` and ``curl`` on PATH for the peer tests, and
+    ``nginx``, on PATH or in /usr/sbin, for tests/test_client_nginx.py)."""
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def coverage(session: nox.Session) -> None:
+    """The whole test suite under branch coverage of the package, then the report, which
+    fails below ``[tool.coverage.report] fail_under`` (pyproject.toml)."""
+    session.install("-e", ".[coverage]")
+    # The data file in the session's own directory, not in the checkout.
+    session.env["COVERAGE_FILE"] = os.path.join(session.create_tmp(), ".coverage")
+    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "report")
 
 
 @nox.session
@@ -25,9 +38,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package."""
-    session.install("-e", ".[typecheck]")
-    session.run("mypy", "--strict", "trio_nodehttp")
+    """mypy --strict on the package and the tests (whose imports need the test extra)."""
+    session.install("-e", ".[typecheck,test]")
+    session.run("mypy", "--strict", "trio_nodehttp", "tests")
 
 
 @nox.session

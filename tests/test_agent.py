@@ -26,13 +26,21 @@ import trio.testing
 
 import trio_nodehttp as http
 from trio_nodehttp import PoolStatistics
+from trio_nodehttp._agent import PooledConnection
 
-from .conftest import RawClient, get, raw_client
+from .conftest import (
+    MemoryAgent,
+    RawClient,
+    Serve,
+    check_books,
+    get,
+    hello,
+    memory_agent,
+    monitored,
+    raw_client,
+)
 
 POOL_SERVER = Path(__file__).parent / "node" / "client_pool_server.js"
-
-Serve = Callable[[trio.abc.Stream], Awaitable[None]]
-
 
 # --- helpers ---------------------------------------------------------------------------
 
@@ -84,36 +92,6 @@ async def fetch(
         res = await req.end()
         body = await res.read()
     return req, res, json.loads(body) if body else {}
-
-
-class MemoryAgent(http.Agent):
-    """An agent whose connections are memory stream pairs: the far end of each is given
-    to ``serve`` (a server's ``serve_stream`` or a raw peer) in ``nursery``."""
-
-    def __init__(self, nursery: trio.Nursery, serve: Serve, **options: Any) -> None:
-        super().__init__(**options)
-        self._serve_nursery = nursery
-        self._serve = serve
-        self.opened = 0
-
-    async def create_connection(self, options: http.ConnectOptions) -> trio.abc.Stream:
-        client_side, server_side = trio.testing.memory_stream_pair()
-        self._serve_nursery.start_soon(self._serve, server_side)
-        self.opened += 1
-        return client_side
-
-
-@asynccontextmanager
-async def memory_agent(serve: Serve, **options: Any) -> AsyncIterator[MemoryAgent]:
-    async with trio.open_nursery() as nursery:
-        async with MemoryAgent(nursery, serve, **options) as agent:
-            yield agent
-        nursery.cancel_scope.cancel()
-
-
-async def hello(req: http.IncomingMessage, res: http.ServerResponse) -> None:
-    await req.read()
-    await res.end(b"hello")
 
 
 async def poll_until(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 10) -> None:
@@ -744,6 +722,166 @@ async def test_A41_retry_stale_false_raises_econnreset() -> None:
         assert agent.statistics().total_connections == 0
 
 
+# --- a connection that closes as it is handed over --------------------------------------
+
+
+class TakeRecordingAgent(MemoryAgent):
+    """Counts the takes of a free connection from its watcher, and records whether each
+    that ended (not cancelled) got the connection alive."""
+
+    def __init__(self, nursery: trio.Nursery, serve: Serve, **options: Any) -> None:
+        super().__init__(nursery, serve, **options)
+        self.tries = 0
+        self.taken: list[bool] = []
+
+    async def _take_from_watcher(self, pooled: PooledConnection) -> bool:
+        self.tries += 1
+        alive = await super()._take_from_watcher(pooled)
+        self.taken.append(alive)
+        return alive
+
+
+def ok_peer(far_ends: list[trio.abc.Stream], answered: list[int]) -> Serve:
+    """A peer answering ``ok`` to each request; notes its far ends, and which of them
+    (by number) answered each request."""
+
+    async def peer(stream: trio.abc.Stream) -> None:
+        number = len(far_ends)
+        far_ends.append(stream)
+        client = RawClient(stream)
+        while True:
+            try:
+                await client.read_head_bytes()
+            except EOFError:
+                return
+            answered.append(number)
+            await client.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    return peer
+
+
+def close_as_it_is_taken(far_end: trio.abc.Stream) -> None:
+    """Close the peer's side of a free connection whose watcher is in ``receive_some``:
+    the EOF reaches the watcher at once, before a take-over in this step can cancel it."""
+    assert isinstance(far_end, trio.StapledStream)
+    far_end.send_stream.close()
+
+
+@pytest.mark.parametrize("max_total_sockets", [math.inf, 1])
+async def test_free_connection_closed_as_it_is_taken_keeps_the_books(
+    max_total_sockets: float, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The peer closes a free connection in the very step a request takes it: the EOF
+    wakes the watcher before the take-over's cancel can reach it, so the watcher sees the
+    close and drops the connection, emptying the pool, while the request waits for it.
+    The request must then connect in the pool the agent holds, not in the emptied one
+    (forgotten, it would count the new connection for good and never release it: with
+    ``max_total_sockets=1``, the next request would wait for ever)."""
+    far_ends: list[trio.abc.Stream] = []
+    answered: list[int] = []
+    peer = ok_peer(far_ends, answered)
+    with trio.fail_after(100):  # a stall fails at once on the autojump clock
+        async with trio.open_nursery() as nursery:
+            agent = TakeRecordingAgent(
+                nursery, peer, keep_alive=True, max_sockets=10, max_total_sockets=max_total_sockets
+            )
+            async with agent, monitored(agent):
+                name = agent.get_name("mem", 80)
+                assert await (await http.get("http://mem/", agent=agent)).read() == b"ok"
+                await trio.testing.wait_all_tasks_blocked()  # the watcher is in receive_some
+                close_as_it_is_taken(far_ends[0])
+                req = http.request("http://mem/", agent=agent)
+                assert await (await req.end()).read() == b"ok"
+                assert agent.taken == [False], "the race was not set up"
+                assert not req.reused_socket
+                assert answered == [0, 1]
+                assert agent.statistics().pools == {name: PoolStatistics(0, 1, 0, 0)}
+                assert agent.total_socket_count == 1
+                check_books(agent, settled=True)
+                # The books still work: the free connection is reused.
+                req = http.request("http://mem/", agent=agent)
+                assert await (await req.end()).read() == b"ok"
+                assert req.reused_socket
+                assert answered == [0, 1, 1]
+            nursery.cancel_scope.cancel()
+
+
+async def test_cancelled_take_of_a_connection_closed_under_it_keeps_the_books(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """As above, but the request is cancelled while it waits for the watcher that is
+    dropping the connection: it puts nothing back (the connection is dead), the pool it
+    held is forgotten once it leaves, and the next request connects afresh."""
+    far_ends: list[trio.abc.Stream] = []
+    answered: list[int] = []
+    with trio.fail_after(100):
+        async with trio.open_nursery() as nursery:
+            agent = TakeRecordingAgent(
+                nursery, ok_peer(far_ends, answered), keep_alive=True, max_total_sockets=1
+            )
+            async with agent, monitored(agent):
+                assert await (await http.get("http://mem/", agent=agent)).read() == b"ok"
+                await trio.testing.wait_all_tasks_blocked()
+                close_as_it_is_taken(far_ends[0])
+                with trio.CancelScope() as scope:
+                    scope.cancel()
+                    await http.get("http://mem/", agent=agent)
+                assert scope.cancelled_caught
+                assert (agent.tries, agent.taken) == (1, []), "not cancelled in the take-over"
+                assert agent.statistics().pools == {}
+                check_books(agent, settled=True)
+                assert agent.open_streams() == []
+                assert await (await http.get("http://mem/", agent=agent)).read() == b"ok"
+                assert answered == [0, 1]
+                check_books(agent, settled=True)
+            nursery.cancel_scope.cancel()
+
+
+async def test_destroy_between_hand_over_and_waiter_keeps_the_books(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``max_sockets=1``: A's response ends and hands its connection to the waiting B;
+    in the same step, before B runs, ``destroy()`` closes that connection, emptying the
+    pool. B's pool must stay held while B is inside the agent, and B, which never used
+    the closed connection, is served on a new one as if it had stayed queued."""
+    release = trio.Event()
+
+    async def handler(req: http.IncomingMessage, res: http.ServerResponse) -> None:
+        await req.read()
+        await res.write(b"part")
+        if req.url == "/a":
+            await release.wait()
+        await res.end(b"|rest")
+
+    server = http.create_server(handler)
+    with trio.fail_after(100):  # a stall fails at once on the autojump clock
+        async with (
+            memory_agent(server.serve_stream, keep_alive=True, max_sockets=1) as agent,
+            monitored(agent),
+        ):
+            name = agent.get_name("mem", 80)
+            a = await http.get("http://mem/a", agent=agent)
+            assert await a.__anext__() == b"part"
+            bodies: list[bytes] = []
+
+            async def b() -> None:
+                bodies.append(await (await http.get("http://mem/b", agent=agent)).read())
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(b)
+                await trio.testing.wait_all_tasks_blocked()
+                assert agent.requests == {name: 1}
+                release.set()
+                assert await a.read() == b"|rest"  # ends without a checkpoint: handed to B
+                assert agent.requests == {}
+                agent.destroy()
+                assert agent.total_socket_count == 0
+            assert bodies == [b"part|rest"]
+            assert agent.opened == 2
+            assert agent.statistics().pools == {name: PoolStatistics(0, 1, 0, 0)}
+            check_books(agent, settled=True)
+
+
 # --- cancellation keeps the books right ------------------------------------------------
 
 
@@ -809,9 +947,11 @@ async def test_cancelled_connect_gives_its_slot_to_the_next_waiter(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     class SlowFirstConnect(MemoryAgent):
+        stalled = False
+
         async def create_connection(self, options: http.ConnectOptions) -> trio.abc.Stream:
-            if self.opened == 0:
-                self.opened += 1
+            if not self.stalled:
+                self.stalled = True
                 await trio.sleep_forever()
             return await super().create_connection(options)
 

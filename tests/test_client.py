@@ -20,10 +20,9 @@ import trio.testing
 import trio_nodehttp as http
 from trio_nodehttp import PoolStatistics
 
-from .conftest import RawClient, socket_server
+from .conftest import RawClient, memory_agent, socket_server
 from .test_agent import (
     fetch,
-    memory_agent,
     no_open_connections,
     node_server,
     node_stats,

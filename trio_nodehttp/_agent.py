@@ -4,14 +4,30 @@ Books
 -----
 For each origin name (``get_name()``) a :class:`_Pool` holds the connections in use
 (``active``), the idle ones (``free``), the requests waiting for a connection
-(``waiters``, oldest first) and the connections being opened (``connecting``).
-``Agent._total`` counts every connection of every pool, opening ones included.
+(``waiters``, oldest first), the connections being opened (``connecting``) and the
+requests inside :meth:`Agent._acquire` (``acquiring``). ``Agent._total`` counts every
+connection of every pool, opening ones included.
+
+A pool is forgotten (its name deleted, as Node deletes empty keys) when it holds
+nothing: no connection, no waiter and no request in the middle of acquiring. A request
+inside ``_acquire`` keeps its pool object across its awaits, and the pool can empty
+meanwhile (the watcher of the free connection it is taking sees the connection close
+and drops it; a connection handed to it is closed before it runs). Counting it in
+``acquiring`` keeps that pool the one the agent holds under its name, so whatever the
+request does next (connect, queue, take another connection) is counted where
+``_release`` and ``_drop`` will find it. Without it, the request would count a new
+connection in a forgotten pool and in ``_total``, for good. Such a pool, held but
+empty, shows in :meth:`Agent.statistics` with all four counts 0 until the request
+goes on (in its next step); Node's views (``sockets``, ``free_sockets``,
+``requests``) leave it out.
 
 The books change only in synchronous code. Each await that can be cancelled (opening a
 connection, waiting in the queue, taking a free connection from its watcher) is
 bracketed so that a cancel leaves the books as if the request had never come: an opening
 slot is given back, a queued waiter leaves the queue, a connection handed to a waiter
-that was cancelled meanwhile is handed on.
+that was cancelled meanwhile is handed on. A waiter whose connection was closed before
+it ran goes on as if it had stayed queued (it takes a free connection, connects, or
+queues again, at the back).
 
 Tasks
 -----
@@ -33,7 +49,7 @@ import socket as stdlib_socket
 from collections import deque
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import trio
@@ -47,6 +63,7 @@ if TYPE_CHECKING:
     from ._incoming import IncomingMessage
 
 _KEEP_ALIVE_HINT = re.compile(r"^timeout=(\d+)")
+_AgentT = TypeVar("_AgentT", bound="Agent")  # typing.Self is Python 3.11+
 
 
 @attrs.define
@@ -100,6 +117,8 @@ class _Pool:
     free: list[PooledConnection] = attrs.field(factory=list)
     waiters: deque[_Waiter] = attrs.field(factory=deque)
     connecting: int = 0
+    #: Requests inside ``Agent._acquire`` with this pool.
+    acquiring: int = 0
 
     @property
     def size(self) -> int:
@@ -107,7 +126,7 @@ class _Pool:
 
     @property
     def empty(self) -> bool:
-        return not (self.size or self.waiters)
+        return not (self.size or self.waiters or self.acquiring)
 
 
 @attrs.frozen
@@ -230,7 +249,7 @@ class Agent(EventEmitter):
 
     # --- life cycle ---------------------------------------------------------------------
 
-    async def __aenter__(self) -> Agent:
+    async def __aenter__(self: _AgentT) -> _AgentT:
         if self._nursery is not None:
             raise RuntimeError("this Agent is already open")
         stack = contextlib.AsyncExitStack()
@@ -282,8 +301,9 @@ class Agent(EventEmitter):
             self._nursery = None
 
     def destroy(self) -> None:
-        """Close every connection, free and in use; queued requests stay queued and
-        the agent stays usable. Node: ``agent.destroy()``."""
+        """Close every connection, free and in use; queued requests stay queued (one
+        handed a connection it has not used yet too) and the agent stays usable.
+        Node: ``agent.destroy()``."""
         for pool in list(self._pools.values()):
             for pooled in [*pool.free, *pool.active]:
                 self._drop(pooled)
@@ -415,6 +435,7 @@ class Agent(EventEmitter):
         """
         await self._ensure_open()
         pool = self._pool(name)
+        pool.acquiring += 1  # held: not forgotten while we await (see the module's doc)
         reserved = False  # a slot reserved for us by _on_slot_freed
         try:
             while True:
@@ -435,9 +456,12 @@ class Agent(EventEmitter):
                     self._abandon(pool, waiter)
                     raise
                 if waiter.connection is not None:
-                    return waiter.connection, False
+                    if not waiter.connection.dead:
+                        return waiter.connection, False
+                    continue  # destroyed before we ran: as if we had stayed queued
                 reserved = waiter.may_connect
         finally:
+            pool.acquiring -= 1
             self._forget_if_empty(pool)
 
     def _make_room(self, pool: _Pool) -> None:
