@@ -97,10 +97,9 @@ def chunked_error(data: bytes, *, request: bool = True) -> str:
     [
         (b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n", "HPE_INVALID_METHOD"),
         (b"FOO / HTTP/1.1\r\nHost: a\r\n\r\n", "HPE_INVALID_METHOD"),
-        (b"PRI * HTTP/2.0\r\n\r\n", "HPE_INVALID_METHOD"),
         (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", "HPE_INVALID_VERSION"),
         (b"GET / HTTP/11\r\nHost: a\r\n\r\n", "HPE_INVALID_VERSION"),
-        (b"GET / FTP/1.1\r\nHost: a\r\n\r\n", "HPE_INVALID_VERSION"),
+        (b"GET / FTP/1.1\r\nHost: a\r\n\r\n", "HPE_INVALID_CONSTANT"),
         (b"GET /\x80 HTTP/1.1\r\nHost: a\r\n\r\n", "HPE_INVALID_URL"),
         (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", "HPE_INVALID_HEADER_TOKEN"),
         (b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", "HPE_INVALID_HEADER_TOKEN"),
@@ -113,18 +112,17 @@ def chunked_error(data: bytes, *, request: bool = True) -> str:
         ),
         (
             b"GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "HPE_UNEXPECTED_CONTENT_LENGTH",
+            "HPE_INVALID_TRANSFER_ENCODING",
         ),
         (
             b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n",
-            "HPE_UNEXPECTED_CONTENT_LENGTH",
+            "HPE_INVALID_CONTENT_LENGTH",
         ),
         (b"GET / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", "HPE_INVALID_CONTENT_LENGTH"),
         (
             b"GET / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
             "HPE_INVALID_CONTENT_LENGTH",
         ),
-        (b"GET / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", "HPE_INVALID_TRANSFER_ENCODING"),
         (
             b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
             "HPE_INVALID_TRANSFER_ENCODING",
@@ -135,11 +133,19 @@ def test_request_head_faults(data: bytes, code: str) -> None:
     assert request_error(data) == code
 
 
-def test_a_bad_header_line_beats_a_framing_fault_before_it() -> None:
-    # Framing is judged once every line is well formed, so the verdict cannot depend on
-    # how the bytes were split (the unfinished-head check sees only the lines).
+def test_a_framing_fault_is_refused_at_its_line_before_a_later_bad_line() -> None:
+    # As llhttp: the second Content-Length is refused as it is read, so the bad line
+    # after it is never reached, however the bytes are split.
     data = b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\nBad Line\r\n\r\n"
-    assert request_error(data) == "HPE_INVALID_HEADER_TOKEN"
+    assert request_error(data) == "HPE_UNEXPECTED_CONTENT_LENGTH"
+    assert unfinished_error(data[:-12]) == "HPE_UNEXPECTED_CONTENT_LENGTH"
+
+
+def test_a_request_coding_other_than_chunked_is_refused_after_its_head() -> None:
+    # Node emits "request" first, then refuses the body it cannot frame.
+    head = parse_request_head(b"GET / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n")
+    assert head.body_fault is not None
+    assert head.body_fault.code == "HPE_INVALID_TRANSFER_ENCODING"
 
 
 def test_request_head_fields() -> None:
@@ -148,7 +154,7 @@ def test_request_head_fields() -> None:
         b"Expect: 100-continue\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
     )
     assert (head.method, head.target, head.http_version) == (b"POST", b"/a?b", b"1.1")
-    assert head.chunked and head.connection == [b"Upgrade"] and head.upgrade == b"ws"
+    assert head.chunked and head.connection == [b"upgrade"] and head.upgrade == b"ws"
     assert head.expect == b"100-continue" and not head.missing_host
     assert parse_request_head(b"GET /\r\n\r\n").http_version == b"0.9"
     assert parse_request_head(b"GET / HTTP/1.1\r\n\r\n").missing_host
@@ -162,9 +168,12 @@ def test_request_head_fields() -> None:
         (b"GET / HTTP/1.1\r\nX: a\rY", "HPE_LF_EXPECTED"),
         (b"G(", "HPE_INVALID_METHOD"),
         (b"GET /\x80", "HPE_INVALID_URL"),
-        (b"GET / HTX", "HPE_INVALID_VERSION"),
+        (b"GET / HTX", "HPE_INVALID_CONSTANT"),
+        # The HTTP/2 preface is refused once it is read whole (as Node's clientError).
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "HPE_PAUSED_H2_UPGRADE"),
+        (b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n", "HPE_INVALID_VERSION"),
         (b"GET / HTTP/1.1\r\nBad Name", "HPE_INVALID_HEADER_TOKEN"),
-        (b"GET / HTTP/1.1\r\n folded", "HPE_INVALID_HEADER_TOKEN"),
+        (b"GET / HTTP/1.1\r\n folded", "HPE_UNEXPECTED_SPACE"),
         (b"GET / HTTP/1.1\r\nX: 1\r\nBad Line\r\nY", "HPE_INVALID_HEADER_TOKEN"),
     ],
 )
@@ -183,6 +192,7 @@ def test_an_unfinished_request_head_is_refused_at_the_bad_byte(data: bytes, code
         b"GET / HTTP/1",
         b"GET / HTTP/1.1\r",
         b"GET / HTTP/1.1\r\nX: 1\r\nHo",
+        b"PRI * HTTP/2.0\r\n\r\nS",
     ],
 )
 def test_an_unfinished_good_request_head_waits(data: bytes) -> None:
@@ -222,7 +232,7 @@ async def test_a_request_cut_off_by_eof_gets_400() -> None:
         (b"HTTP/1.1 2000 OK\r\n\r\n", "HPE_INVALID_STATUS"),
         (b"HTTP/1.1 20 OK\r\n\r\n", "HPE_INVALID_STATUS"),
         (b"HTTP/1.1 200 OK\r\nX : 1\r\n\r\n", "HPE_INVALID_HEADER_TOKEN"),
-        (b"HTTP/1.1 200 OK\r\n folded-first\r\n\r\n", "HPE_INVALID_HEADER_TOKEN"),
+        (b"HTTP/1.1 200 OK\r\n folded-first\r\n\r\n", "HPE_UNEXPECTED_SPACE"),
         (b"HTTP/1.1 200 OK\r\nX: a\nY: b\r\n\r\n", "HPE_CR_EXPECTED"),
         (b"HTTP/1.1 200 OK\r\nX: a\x7f\r\n\r\n", "HPE_INVALID_HEADER_TOKEN"),
         (
@@ -231,7 +241,7 @@ async def test_a_request_cut_off_by_eof_gets_400() -> None:
         ),
         (
             b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "HPE_UNEXPECTED_CONTENT_LENGTH",
+            "HPE_INVALID_TRANSFER_ENCODING",
         ),
         (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "HPE_INVALID_CONTENT_LENGTH"),
     ],
@@ -253,12 +263,14 @@ def test_an_unfinished_response_head_is_refused_at_the_bad_byte(data: bytes, cod
     assert unfinished_error(data, HeadKind.RESPONSE) == code
 
 
-def test_response_head_fields_and_obs_fold() -> None:
+def test_response_head_fields_and_no_obs_fold() -> None:
     head = parse_response_head(
-        b"HTTP/1.0 404 Not Found\r\nX: a\r\n  b\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"HTTP/1.0 404 Not Found\r\nX: a\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
     assert (head.status_code, head.reason, head.http_version) == (404, b"Not Found", b"1.0")
-    assert head.raw_headers == [(b"X", b"a b"), (b"Transfer-Encoding", b"chunked")]
+    assert head.raw_headers == [(b"X", b"a"), (b"Transfer-Encoding", b"chunked")]
+    # Node v20's client refuses a folded line too (llhttp without lenient flags).
+    assert response_error(b"HTTP/1.0 200 OK\r\nX: a\r\n  b\r\n\r\n") == "HPE_INVALID_HEADER_TOKEN"
     assert head.transfer_encoding == b"chunked" and head.content_length is None
     assert parse_response_head(b"HTTP/1.1 204\r\n\r\n").reason == b""
 
@@ -274,9 +286,9 @@ def test_chunked_body_with_extensions_and_trailers() -> None:
     assert trailers == [(b"T", b"1"), (b"U", b"2")]
 
 
-def test_response_trailers_unfold_request_trailers_refuse_obs_fold() -> None:
+def test_trailers_refuse_obs_fold_on_both_sides() -> None:
     data = b"1\r\na\r\n0\r\nT: 1\r\n 2\r\n\r\n"
-    assert read_chunked(data, request=False)[1] == [(b"T", b"1 2")]
+    assert chunked_error(data, request=False) == "HPE_INVALID_HEADER_TOKEN"
     assert chunked_error(data) == "HPE_INVALID_HEADER_TOKEN"
 
 
@@ -395,7 +407,7 @@ def splits(data: bytes, cuts: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(points) if b > a]
 
 
-def chunked_outcome(segments: list[bytes]) -> object:
+def chunked_outcome(segments: list[bytes]) -> tuple[object, ...]:
     reader = ChunkedReader(16384, request=True)
     buffer = bytearray()
     body = bytearray()
@@ -426,7 +438,9 @@ def test_any_chunk_line_is_answered_the_same_however_split(line: bytes, cuts: li
         whole = chunked_outcome([data])
         assert chunked_outcome(splits(data, cuts)) == whole
         assert chunked_outcome([bytes([b]) for b in data]) == whole
-    assert whole[0] != "waiting" or b"\n" not in data[: data.find(b"\r\nab")]
+    # Waiting is for chunk data only: the first LF ends a size line, after its CR.
+    first_lf = data.find(b"\n")
+    assert whole[0] != "waiting" or data[first_lf - 1 : first_lf] == b"\r"
 
 
 @hypothesis.settings(

@@ -439,6 +439,26 @@ async def test_S29_continue_sent_at_once_without_listener() -> None:
     assert heads == [False]  # the 100 is not the response's head
 
 
+async def test_fuzz_repeated_expect_lines_are_joined_as_node_joins_them() -> None:
+    # Found by tests/test_fuzz_differential.py (seed 1, index 172): Node reads
+    # "Expect: foo" then "Expect: 100-Continue" as "foo, 100-Continue", which asks for
+    # a 100; we looked at the first line only and answered 417.
+    async def handler(req: http.IncomingMessage, res: http.ServerResponse) -> None:
+        await res.end(await req.read())
+
+    async with memory_server(handler) as (_, connect):
+        client = connect()
+        await client.send(
+            b"POST / HTTP/1.1\r\nHost: t\r\nExpect: foo\r\nContent-Length: 2\r\n"
+            b"Expect: 100-Continue\r\n\r\n"
+        )
+        with trio.fail_after(5):
+            assert (await client.read_response()).status == 100
+            await client.send(b"ok")
+            final = await client.read_response()
+    assert (final.status, final.body) == (200, b"ok")
+
+
 async def test_S29_head_written_before_reading_the_body_still_gets_the_body() -> None:
     # Regression: a handler that wrote its head first never got the body (no 100 was
     # sent, and the head waited for the end), a deadlock.

@@ -51,7 +51,6 @@ from ._parse import (
     parse_request_head,
     parse_response_head,
     skip_empty_lines,
-    transfer_codings,
 )
 
 _RECEIVE_SIZE = 65536
@@ -80,6 +79,7 @@ class HTTPConnection:
     __slots__ = (
         "_buffer",
         "_chunked",
+        "_fault",
         "_remaining",
         "_request_method",
         "bytes_received",
@@ -109,6 +109,7 @@ class HTTPConnection:
         self._buffer = bytearray()
         self._chunked: ChunkedReader | None = None
         self._remaining: int | None = None  # bytes left of a Content-Length body
+        self._fault: ParseError | None = None  # for the next receive_body() to raise
         self._request_method = b"GET"  # of the request whose response is read next
 
     # --- raw I/O -----------------------------------------------------------------------
@@ -144,6 +145,9 @@ class HTTPConnection:
 
     @property
     def has_buffered_data(self) -> bool:
+        """Whether bytes of a next message are buffered (the CR and LF bytes llhttp
+        skips between messages are dropped first: they start nothing)."""
+        skip_empty_lines(self._buffer)
         return bool(self._buffer)
 
     async def wait_for_data(self) -> bool:
@@ -151,7 +155,7 @@ class HTTPConnection:
 
         A cancel here loses nothing.
         """
-        while not self._buffer:
+        while not self.has_buffered_data:
             if self.eof:
                 return False
             data = await self._receive()
@@ -195,6 +199,7 @@ class HTTPConnection:
         except ParseError:
             self.state = ReadState.FAILED
             raise
+        self._fault = request.body_fault
         if request.chunked:
             self._start_chunked(request=True)
         else:
@@ -239,11 +244,10 @@ class HTTPConnection:
         self.state = ReadState.READING_BODY
         if method == b"HEAD" or status in (204, 304):
             self._remaining = 0
+        elif response.chunked:
+            self._start_chunked(request=False)
         elif response.transfer_encoding is not None:
-            if transfer_codings(response.transfer_encoding)[-1] == b"chunked":
-                self._start_chunked(request=False)
-            else:
-                self._remaining = _UNTIL_CLOSE  # Node: read until the connection closes
+            self._remaining = _UNTIL_CLOSE  # Node: read until the connection closes
         elif response.content_length is not None:
             self._remaining = response.content_length
         else:
@@ -256,7 +260,7 @@ class HTTPConnection:
         kind = HeadKind.REQUEST if request else HeadKind.RESPONSE
         self.state = ReadState.READING_HEAD
         while True:
-            if buffer[:2] == b"\r\n":
+            if buffer.startswith((b"\r", b"\n")):
                 skip_empty_lines(buffer)
                 checked = 0
             end = find_head(buffer, checked, self.max_header_size, kind)
@@ -284,7 +288,7 @@ class HTTPConnection:
         (``aborted``) when the peer closes mid-body.
         """
         while True:
-            item = self.receive_body_nowait()
+            item = self._next_body_item()
             if item is not None:
                 return item
             self._buffer += await self._receive()
@@ -292,7 +296,19 @@ class HTTPConnection:
     def receive_body_nowait(self) -> bytes | EndOfBody | None:
         """What :meth:`receive_body` would return without reading the stream, or
         ``None`` if that needs more bytes. Ends a body-less message without a checkpoint.
+        A parse error is kept for the next :meth:`receive_body`: the message's head is
+        handled first, as Node emits it before the body's error.
         """
+        try:
+            return self._next_body_item()
+        except ParseError as exc:
+            self._fault = exc
+            return None
+
+    def _next_body_item(self) -> bytes | EndOfBody | None:
+        if self._fault is not None:
+            self.state = ReadState.FAILED
+            raise self._fault
         buffer = self._buffer
         chunked = self._chunked
         if chunked is not None:
