@@ -133,6 +133,58 @@ def test_request_head_faults(data: bytes, code: str) -> None:
     assert request_error(data) == code
 
 
+@pytest.mark.parametrize(
+    ("data", "answer"),
+    [
+        (b"GET /\n\n", "HPE_INVALID_HEADER_TOKEN"),
+        (b"GET /\nHost: a\n\n", "HPE_CR_EXPECTED"),
+        (b"GET /\r\n\r\n", "ok"),
+        (b"GET http://a.b/c HTTP/1.1\r\nHost: a\r\n\r\n", "ok"),
+        (b"GET http:/a HTTP/1.1\r\n\r\n", "HPE_INVALID_URL"),
+        (b"GET h1 HTTP/1.1\r\n\r\n", "HPE_INVALID_URL"),
+        (b"GET http://a\x01 HTTP/1.1\r\n\r\n", "HPE_INVALID_URL"),
+        (b"GET http://a:80 HTTP/1.1\r\nHost: a\r\n\r\n", "ok"),
+        (b"GET \x01 HTTP/1.1\r\n\r\n", "HPE_INVALID_URL"),
+        (b"CONNECT a.b:443 HTTP/1.1\r\nHost: a\r\n\r\n", "ok"),
+        (b"CONNECT a.b:443\x01 HTTP/1.1\r\n\r\n", "HPE_INVALID_URL"),
+        (b"GET /\t HTTP/1.1\r\n\r\n", "HPE_INVALID_URL"),
+        (b"GET / \tHTTP/1.1\r\n\r\n", "HPE_INVALID_URL"),
+        (b"GET /\r\tX", "HPE_INVALID_URL"),
+        (b"GET /\rX", "HPE_INVALID_URL"),
+        (b"GET / HTTP/1.1\rX", "HPE_STRICT"),
+        (b"GET / HTTP/1.1X", "HPE_INVALID_VERSION"),
+        (b"GET / HTTX/1.1\r\n\r\n", "HPE_INVALID_CONSTANT"),
+        (b"GET / HTTP-1.1\r\n\r\n", "HPE_INVALID_CONSTANT"),
+        (b"GET /  HTTP/1.1\r\nHost: a\r\n\r\n", "ok"),
+        (b"GET / RTSP/1.0\r\n\r\n", "ok"),
+        (b"SETUP / HTTP/1.1\r\n\r\n", "HPE_INVALID_CONSTANT"),
+        (b"GET / HTTP/1.1 \r\n\r\n", "HPE_INVALID_VERSION"),
+    ],
+)
+def test_request_lines_as_node_20_reads_them(data: bytes, answer: str) -> None:
+    # Each answer is the code of Node 20's clientError for these bytes ("ok": its
+    # handler ran): URL forms, the bytes llhttp refuses after a URL, HTTP/0.9 lines,
+    # protocols and the methods each allows.
+    if answer == "ok":
+        end = find_head(bytearray(data), 0, 16384, HeadKind.REQUEST)
+        assert parse_request_head(data[:end]).body_fault is None
+        return
+    with pytest.raises(http.ParseError) as caught:
+        end = find_head(bytearray(data), 0, 16384, HeadKind.REQUEST)
+        parse_request_head(data[:end])
+    assert caught.value.code == answer
+
+
+@pytest.mark.parametrize("data", [b"GET /\nHost: a\r\n\r\n", b"GET /\n\r\n"])
+def test_a_request_line_ended_by_a_bare_lf_is_refused(data: bytes) -> None:
+    # Node 20 takes these as HTTP/0.9 requests; we differ on purpose (docs: "Where we
+    # differ from Node", Parsing): a bare LF is refused everywhere else.
+    with pytest.raises(http.ParseError) as caught:
+        end = find_head(bytearray(data), 0, 16384, HeadKind.REQUEST)
+        parse_request_head(data[:end])
+    assert caught.value.code == "HPE_INVALID_URL"
+
+
 def test_a_framing_fault_is_refused_at_its_line_before_a_later_bad_line() -> None:
     # As llhttp: the second Content-Length is refused as it is read, so the bad line
     # after it is never reached, however the bytes are split.
