@@ -54,6 +54,7 @@ from ._parse import (
 )
 
 _RECEIVE_SIZE = 65536
+_CR_LF = b"\r\n"
 _UNTIL_CLOSE = -1  # a body that ends when the connection closes
 
 
@@ -147,8 +148,10 @@ class HTTPConnection:
     def has_buffered_data(self) -> bool:
         """Whether bytes of a next message are buffered (the CR and LF bytes llhttp
         skips between messages are dropped first: they start nothing)."""
-        skip_empty_lines(self._buffer)
-        return bool(self._buffer)
+        buffer = self._buffer
+        if buffer and buffer[0] in _CR_LF:
+            skip_empty_lines(buffer)
+        return bool(buffer)
 
     async def wait_for_data(self) -> bool:
         """Wait until some bytes of a next message are buffered; ``False`` at EOF.

@@ -208,7 +208,8 @@ class _Framing:
 
     @classmethod
     def start(cls, kind: HeadKind) -> _Framing:
-        return cls(False, True, True) if kind.trailers else cls()
+        trailers = kind is HeadKind.REQUEST_TRAILERS or kind is HeadKind.RESPONSE_TRAILERS
+        return cls(False, True, True) if trailers else cls()
 
     def add(self, name: bytes, value: bytes, request: bool) -> None:
         """Note a good header line (``value`` without its leading blanks)."""
