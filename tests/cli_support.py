@@ -12,10 +12,15 @@ SECRET = b"top secret, outside the served directory\n"
 INDEX = b"<!DOCTYPE html><title>sub</title><p>the index</p>\n"
 # Bigger than a few read chunks, and not a multiple of the chunk size.
 BIG = bytes(range(256)) * 4099
+# In the served directory's dot-files, which are hidden unless asked for.
+DOTFILE = b"TOKEN=a dot-file's contents\n"
 
 
 def make_site(tmp_path: Path) -> Path:
-    """A served directory ``root`` and, next to it, a file that must stay out of reach."""
+    """A served directory ``root`` and, next to it, a file that must stay out of reach.
+
+    Its dot-files (``.env``, ``.git/config``, ``list/.hidden``) hold :data:`DOTFILE`.
+    """
     (tmp_path / "secret.txt").write_bytes(SECRET)
     root = tmp_path / "root"
     root.mkdir()
@@ -32,6 +37,10 @@ def make_site(tmp_path: Path) -> Path:
     (listing / 'quote".txt').write_bytes(b"x")
     (listing / "inner").mkdir()
     (root / "evil.example").mkdir()
+    (root / ".env").write_bytes(DOTFILE)
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_bytes(DOTFILE)
+    (listing / ".hidden").write_bytes(DOTFILE)
     return root
 
 

@@ -3,13 +3,17 @@ errors), the command in a subprocess until a signal, and its command line."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 
@@ -123,6 +127,67 @@ async def test_cli_serves_and_exits_cleanly_on_signal(site: Path, signum: int) -
     assert "shutting down" in log
 
 
+@attrs.define
+class RunningServe:
+    """A ``serve`` subprocess that has announced where it serves."""
+
+    shown: str  # the directory, as announced
+    url: str
+    stderr: bytearray
+    returncode: int | None = None  # once stopped
+
+
+@asynccontextmanager
+async def running_serve(*args: str) -> AsyncIterator[RunningServe]:
+    """``python -m trio_nodehttp serve ARGS... --port 0`` in a subprocess, once it has
+    printed its URL; SIGINT stops it when the block ends (``returncode`` is then set)."""
+    command = [sys.executable, "-m", "trio_nodehttp", "serve", *args, "--port", "0"]
+    stderr = bytearray()
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            process: trio.Process = await nursery.start(
+                partial(
+                    trio.run_process,
+                    command,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    check=False,
+                )
+            )
+            assert process.stdout is not None and process.stderr is not None
+            nursery.start_soon(drain, process.stderr, stderr)
+            line = (await read_line(process.stdout)).decode()
+            match = re.fullmatch(r"Serving (.+) on (\S+)", line)
+            assert match, line
+            running = RunningServe(match[1], match[2], stderr)
+            try:
+                yield running
+            finally:
+                process.send_signal(signal.SIGINT)
+                running.returncode = await process.wait()
+
+
+async def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """curl with ARGS, its output captured (a failure raises)."""
+    with trio.fail_after(30):
+        return await trio.run_process(
+            ["curl", "-sS", "--max-time", "10", *args], capture_stdout=True, capture_stderr=True
+        )
+
+
+@pytest.mark.parametrize(("flags", "status"), [((), b"404"), (("--dotfiles",), b"200")])
+async def test_cli_dotfiles_are_hidden_unless_asked_for(
+    site: Path, flags: tuple[str, ...], status: bytes
+) -> None:
+    async with running_serve(str(site), *flags) as serving:
+        for target in (".env", ".git/config", "%2eenv"):
+            result = await curl("-o", os.devnull, "-w", "%{http_code}", serving.url + target)
+            assert result.stdout == status, target
+        listing = (await curl(serving.url)).stdout
+    assert (b".env" in listing) == bool(flags)
+    assert serving.returncode == 0, serving.stderr.decode(errors="replace")
+
+
 def test_parser_defaults_and_options() -> None:
     args = build_parser().parse_args(["serve"])
     assert (args.command, args.directory, args.host, args.port) == ("serve", ".", "127.0.0.1", 8000)
@@ -149,6 +214,8 @@ def test_parser_defaults_and_options() -> None:
     )
     assert (args.directory, args.host, args.port) == ("some/dir", "::1", 0)
     assert (args.keep_alive_timeout, args.headers_timeout, args.request_timeout) == (1.5, 2, 3)
+    assert build_parser().parse_args(["serve"]).dotfiles is False
+    assert build_parser().parse_args(["serve", "--dotfiles"]).dotfiles is True
 
 
 @pytest.mark.parametrize(

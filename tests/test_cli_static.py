@@ -25,7 +25,7 @@ from trio_nodehttp.cli.static import (
     render_listing,
 )
 
-from .cli_support import BIG, HELLO, INDEX, SECRET, make_site
+from .cli_support import BIG, DOTFILE, HELLO, INDEX, SECRET, make_site
 
 
 @attrs.frozen
@@ -413,6 +413,99 @@ async def test_file_that_shrinks_cuts_the_connection(nursery: trio.Nursery, site
             conn.close()
 
     assert await trio.to_thread.run_sync(get) == HELLO
+
+
+# --- dot-files ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def served_dotfiles(nursery: trio.Nursery, site: Path) -> Served:
+    """The file server with ``dotfiles=True``, on a free port of 127.0.0.1."""
+    log = AccessLog()
+    server = create_server(StaticFiles(site, access_log=log, dotfiles=True))
+    _, port = await nursery.start(server.listen, 0, "127.0.0.1")
+    return Served(port, log, site)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/.env",
+        "/.env?download=1",
+        "//.env",
+        "/.git/config",
+        "/.git/",
+        "/.git",  # a directory: no redirect either
+        "/list/.hidden",
+        "/list/./.hidden",
+        "/%2eenv",
+        "/%2Eenv",
+        "/.%67it/config",
+        "/.%67it/",
+        "/%2e%67%69%74/config",
+        "/list/%2ehidden",
+        "/.nothing-here",
+        "/...",
+        "http://127.0.0.1/.env",  # absolute-form
+    ],
+)
+async def test_dotfiles_are_refused(served: Served, target: str) -> None:
+    for method in ("GET", "HEAD"):
+        reply = await fetch(served, target, method)
+        assert reply.status == 404, (method, target)
+        assert "location" not in reply.headers
+        assert DOTFILE not in reply.body
+
+
+async def test_listings_leave_dotfiles_out(served: Served) -> None:
+    root = (await fetch(served, "/")).body.decode()
+    assert ".env" not in root
+    assert ".git" not in root
+    assert '<a href="sub/">sub/</a>' in root
+    listing = (await fetch(served, "/list/")).body.decode()
+    assert ".hidden" not in listing
+    assert '<a href="inner/">inner/</a>' in listing
+
+
+async def test_a_link_with_a_plain_name_to_a_dotfile_is_served(served: Served) -> None:
+    """Only the request's path is checked: the link's owner chose to publish it."""
+    (served.root / "env.txt").symlink_to(served.root / ".env")
+    reply = await fetch(served, "/env.txt")
+    assert (reply.status, reply.body) == (200, DOTFILE)
+
+
+@pytest.mark.parametrize(
+    "target", ["/.env", "/%2eenv", "/.git/config", "/.%67it/config", "/list/.hidden"]
+)
+async def test_dotfiles_are_served_when_allowed(served_dotfiles: Served, target: str) -> None:
+    reply = await fetch(served_dotfiles, target)
+    assert (reply.status, reply.body) == (200, DOTFILE)
+
+
+async def test_dotfiles_are_listed_when_allowed(served_dotfiles: Served) -> None:
+    root = (await fetch(served_dotfiles, "/")).body.decode()
+    assert '<a href=".env">.env</a>' in root
+    assert '<a href=".git/">.git/</a>' in root
+    listing = (await fetch(served_dotfiles, "/list/")).body.decode()
+    assert '<a href=".hidden">.hidden</a>' in listing
+    reply = await fetch(served_dotfiles, "/.git")
+    assert (reply.status, reply.headers["location"]) == (301, "/.git/")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/.%2e/secret.txt",
+        "/sub/..%2f..%2fsecret.txt",
+        "/..",
+    ],
+)
+async def test_traversal_is_refused_with_dotfiles_too(served_dotfiles: Served, target: str) -> None:
+    reply = await fetch(served_dotfiles, target)
+    assert reply.status == 403
+    assert SECRET not in reply.body
 
 
 # --- access log --------------------------------------------------------------------------

@@ -360,6 +360,7 @@ async def _fetch_to(
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``get`` subcommand's parser to ``subparsers``."""
     parser = subparsers.add_parser(
         "get",
         help="make one HTTP request and write the response body (a small curl)",

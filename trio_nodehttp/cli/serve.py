@@ -38,6 +38,7 @@ async def serve_directory(
     headers_timeout: float | None = None,
     request_timeout: float = 300.0,
     access_log: AccessLog | None = None,
+    dotfiles: bool = False,
     shutdown: trio.Event | None = None,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -47,8 +48,9 @@ async def serve_directory(
     ``(host, port)``. When ``shutdown`` is set, the server stops accepting, closes idle
     connections, lets active requests finish and returns; cancelling it stops at once.
     Listening errors (an address in use ...) raise :class:`OSError` from ``start``.
+    Dot-files are hidden and refused unless ``dotfiles`` (see :class:`StaticFiles`).
     """
-    handler = StaticFiles(directory, access_log)
+    handler = StaticFiles(directory, access_log, dotfiles=dotfiles)
     server = create_server(
         handler,
         keep_alive_timeout=keep_alive_timeout,
@@ -91,13 +93,15 @@ def _print_access_log(line: str) -> None:
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``serve`` subcommand's parser to ``subparsers``."""
     parser = subparsers.add_parser(
         "serve",
         help="serve a directory's files over HTTP",
         description=(
             "Serve the files below DIR over HTTP (GET and HEAD, with Range and "
-            "If-Modified-Since). Ctrl-C or SIGTERM shuts down gracefully; a second "
-            "signal stops at once."
+            "If-Modified-Since). Dot-files (.git, .env ...) are hidden and answered "
+            "with 404 unless --dotfiles is given. Ctrl-C or SIGTERM shuts down "
+            "gracefully; a second signal stops at once."
         ),
     )
     parser.add_argument("directory", metavar="DIR", nargs="?", default=".", help="default: .")
@@ -124,6 +128,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="S",
         help="seconds allowed to receive a whole request (300; 0: no limit)",
     )
+    parser.add_argument(
+        "--dotfiles",
+        action="store_true",
+        help="list and serve files and directories whose names start with a dot",
+    )
     parser.set_defaults(func=_serve_command, parser=parser)
 
 
@@ -145,6 +154,7 @@ def _serve_command(args: argparse.Namespace) -> int:
         headers_timeout=headers_timeout,
         request_timeout=request_timeout,
         access_log=_print_access_log,
+        dotfiles=args.dotfiles,
     )
     return trio.run(_serve_until_signalled, serve, args.directory)
 

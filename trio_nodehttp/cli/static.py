@@ -2,8 +2,9 @@
 
 It answers ``GET`` and ``HEAD`` for the files below a directory: directory index pages
 (``index.html``) or listings, ``Last-Modified``/``If-Modified-Since`` (304), single byte
-ranges (206/416), and an optional access log. ``trio-nodehttp serve`` runs it, and it
-works on any server of this package.
+ranges (206/416), and an optional access log. Dot-files (names starting with ``.``,
+such as ``.git`` or ``.env``) are hidden and refused unless asked for.
+``trio-nodehttp serve`` runs it, and it works on any server of this package.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import stat
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -136,11 +138,19 @@ def _locate_index(directory: Path, root: Path) -> _Target:
     return target if target.kind == "file" else _Target("missing")
 
 
-def _list_directory(path: Path) -> list[tuple[str, bool]]:
-    """``(name, is_directory)`` for each entry, sorted (blocking: run it in a thread)."""
+def _is_hidden(name: str) -> bool:
+    """Whether ``name`` (a decoded path segment or a directory entry) is a dot-file."""
+    return name.startswith(".")
+
+
+def _list_directory(path: Path, *, dotfiles: bool = False) -> list[tuple[str, bool]]:
+    """``(name, is_directory)`` for each entry, sorted, dot-files left out unless
+    ``dotfiles`` (blocking: run it in a thread)."""
     entries: list[tuple[str, bool]] = []
     with os.scandir(path) as scan:
         for entry in scan:
+            if not dotfiles and _is_hidden(entry.name):
+                continue
             try:
                 is_dir = entry.is_dir()
             except OSError:
@@ -265,7 +275,11 @@ def _printable(text: str) -> str:
 class StaticFiles:
     """A request handler serving the files below ``directory``.
 
-    ``access_log`` receives one line per request (``None``: no log). Use it with
+    ``access_log`` receives one line per request (``None``: no log). Names starting
+    with ``.`` are left out of listings, and a request whose path has such a segment
+    (``/.git/config``, ``/.env``, ``/%2eenv``) gets 404, unless ``dotfiles`` is true.
+    (Only the request's path is checked: a link with a plain name that points at a
+    dot-file inside the directory is served, as the link's owner meant.) Use it with
     :func:`~trio_nodehttp.create_server`::
 
         import trio
@@ -283,12 +297,20 @@ class StaticFiles:
     shutdown.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], access_log: AccessLog | None = None):
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        access_log: AccessLog | None = None,
+        *,
+        dotfiles: bool = False,
+    ):
         #: The served directory, resolved (symlinks followed).
         self.root = Path(directory).resolve()
         if not self.root.is_dir():
             raise NotADirectoryError(f"not a directory: {os.fspath(directory)!r}")
         self.access_log = access_log
+        #: Whether dot-files are listed and served.
+        self.dotfiles = dotfiles
         if not mimetypes.inited:
             mimetypes.init()  # read the system's type maps now, not in a request
 
@@ -314,6 +336,8 @@ class StaticFiles:
             return await _send_error(req, res, sent, 400)
         except PermissionError:
             return await _send_error(req, res, sent, 403)
+        if not self.dotfiles and any(_is_hidden(segment) for segment in segments):
+            return await _send_error(req, res, sent, 404)
 
         target = await trio.to_thread.run_sync(_locate, self.root, segments)
         if target.kind == "missing":
@@ -333,7 +357,9 @@ class StaticFiles:
         if index.path is not None and index.stat is not None:
             return await _send_file(req, res, sent, index.path, index.stat)
         try:
-            entries = await trio.to_thread.run_sync(_list_directory, target.path)
+            entries = await trio.to_thread.run_sync(
+                partial(_list_directory, target.path, dotfiles=self.dotfiles)
+            )
         except PermissionError:
             return await _send_error(req, res, sent, 403)
         except OSError:
